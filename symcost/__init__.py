@@ -1,0 +1,15 @@
+"""symcost: closed-form parameter, memory and operation counts of neural networks."""
+
+from .cost import OP_KINDS, Cost
+from .errors import ShapeError, SizeError, SpecError, SymbolError, SymcostError
+from .graph import Model
+from .render import latex
+from .sizes import parse_size, symbol
+from .spec import load
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Cost", "Model", "OP_KINDS", "ShapeError", "SizeError", "SpecError", "SymbolError", "SymcostError",
+    "latex", "load", "parse_size", "symbol",
+]

@@ -1,0 +1,122 @@
+"""The ``symcost`` command: a thin layer over the library.
+
+``main(argv) -> int`` parses, calls the library, prints.  A user error is
+one line on stderr and exit code 2; anything else is a bug: exit code 1
+with a short request to report it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from .errors import SymcostError
+
+FORMATS = ("table", "json", "latex", "markdown")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse prints usage + error)
+        raise SymcostError(f"{message} (see '{self.prog} --help')")
+
+
+def _sets(pairs: Sequence[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name or not value:
+            raise SymcostError(f"--set expects NAME=VALUE, got {pair!r}")
+        if name in values:
+            raise SymcostError(f"--set gives {name!r} twice")
+        values[name] = value
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .report import DTYPES
+
+    parser = _Parser(prog="symcost", description="Closed-form costs of neural networks with symbolic sizes.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    cost = sub.add_parser("cost", help="parameters, memory and operation counts of a model")
+    cost.add_argument("model", metavar="MODEL", help="a YAML spec or the name of a built-in model")
+    cost.add_argument("--set", dest="sets", metavar="NAME=VALUE", action="append", default=[],
+                      help="substitute a size (repeatable), e.g. --set T=128 --set H=2*D")
+    cost.add_argument("--batch", metavar="B", help="batch size: a number or a size name (default 1)")
+    cost.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="datatype for memory (default fp32)")
+    cost.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
+
+    sub.add_parser("models", help="list the built-in models")
+    sub.add_parser("ops", help="list the layer kinds and their arguments")
+    return parser
+
+
+def cmd_cost(args) -> str:
+    from .spec import load
+
+    model = load(args.model)
+    report = model.cost(batch=args.batch, dtype=args.dtype)
+    values = _sets(args.sets)
+    if values:
+        report = report.subs(values)
+    if args.format == "json":
+        return report.to_json() + "\n"
+    if args.format == "latex":
+        return report.latex()
+    if args.format == "markdown":
+        return report.markdown()
+    return report.table()
+
+
+def cmd_models(args) -> str:
+    from .spec import ZOO, builtin_names, parse_yaml
+
+    lines = []
+    for name in builtin_names():
+        spec = parse_yaml((ZOO / f"{name}.yaml").read_text(encoding="utf-8"))
+        lines.append(f"{name:<20} {spec.get('description') or spec.get('name', '')}")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_ops(args) -> str:
+    from .layers import REGISTRY, load_all
+
+    load_all()
+    lines = []
+    for name in sorted(REGISTRY):
+        kind = REGISTRY[name]
+        arglist = ", ".join(a.name for a in kind.args) or "-"
+        lines.append(f"{name:<20} {arglist}")
+    return "\n".join(lines) + "\n"
+
+
+COMMANDS = {"cost": cmd_cost, "models": cmd_models, "ops": cmd_ops}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        sys.stdout.write(COMMANDS[args.command](args))
+        return 0
+    except SymcostError as err:
+        print(f"symcost: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as err:  # noqa: BLE001 - anything else is our bug
+        print(f"symcost: internal error ({type(err).__name__}: {err}); this is a bug, please report it",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

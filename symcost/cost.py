@@ -1,0 +1,166 @@
+"""The cost record: what one layer (or a block, or a model) costs for one sample.
+
+Fields are sympy expressions (integers once every size is known):
+
+- ``params``      learnable parameters;
+- ``activations`` elements of the outputs the layer produces (in-place ops: 0);
+- ``macs``        multiply-accumulates of linear algebra, biases excluded;
+- ``ops``         operation counts by kind (:data:`OP_KINDS`); a dot product of
+                  n terms is n ``mul`` and n-1 ``add``, a bias one ``add``;
+- ``fma_ops``     the same work on fused-multiply-add hardware: a dot product of
+                  n terms is n FMAs (+1 for a bias), every other op as in ``ops``.
+
+``flops`` is the sum of ``ops`` (the seed's non-pipelined count).  Records
+add (``a + b``, :meth:`Cost.total` for many), scale by a repeat count
+(``n * cost``), and scale by a batch (:meth:`batched`, parameters excepted).
+Units stay plain: FLOPs, never GFLOPs; scaling to k/M/G is presentation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping
+
+import sympy
+
+#: Operation kinds.  ``exp``, ``tanh``, ``erf`` and ``sqrt`` are the
+#: transcendental class (the slides: "exponentials are more expensive");
+#: each still counts as one FLOP in ``flops``.
+OP_KINDS = ("mul", "add", "div", "cmp", "exp", "tanh", "erf", "sqrt")
+TRANSCENDENTAL = ("exp", "tanh", "erf", "sqrt")
+
+ZERO = sympy.Integer(0)
+
+FIELDS = ("params", "activations", "macs", "fma_ops")
+
+
+def _expr(value) -> sympy.Expr:
+    return value if isinstance(value, sympy.Basic) else sympy.Integer(value)
+
+
+def tidy(expr: sympy.Expr) -> sympy.Expr:
+    """A canonical, readable form: products expanded (never inside floor/min/max
+    arguments), unless the unexpanded form is shorter -- K·(M1 + 1)·(N1 + 1) stays
+    factored, D·F + F·(D − 1) + F becomes 2·D·F.  No ``simplify``: linear in size."""
+    if not isinstance(expr, sympy.Expr) or expr.is_Atom:
+        return expr
+    calls = {f: sympy.Dummy() for f in expr.atoms(sympy.Function)}
+    if calls:  # keep floor(...), Min(...) arguments as written
+        back = {d: f for f, d in calls.items()}
+        expanded = sympy.expand(expr.xreplace(calls)).xreplace(back)
+    else:
+        expanded = sympy.expand(expr)
+    if expanded == expr:
+        return expr
+    return expr if sympy.count_ops(expr) < sympy.count_ops(expanded) else expanded
+
+
+def ops(**counts) -> dict[str, sympy.Expr]:
+    """An ops mapping from keyword counts; zero counts are dropped, kinds are checked."""
+    unknown = set(counts) - set(OP_KINDS)
+    if unknown:
+        raise ValueError(f"unknown op kinds {sorted(unknown)}; known: {OP_KINDS}")
+    return {k: _expr(v) for k, v in counts.items() if v != 0}
+
+
+@dataclass(frozen=True, eq=False)
+class Cost:
+    params: sympy.Expr = ZERO
+    activations: sympy.Expr = ZERO
+    macs: sympy.Expr = ZERO
+    ops: Mapping[str, sympy.Expr] = field(default_factory=dict)
+    fma_ops: sympy.Expr = ZERO
+
+    def __post_init__(self):
+        for name in FIELDS:
+            object.__setattr__(self, name, _expr(getattr(self, name)))
+        object.__setattr__(self, "ops", {k: _expr(v) for k, v in self.ops.items() if v != 0})
+
+    # -- derived -----------------------------------------------------------
+    @property
+    def flops(self) -> sympy.Expr:
+        """Sum of all operation kinds: the non-pipelined count."""
+        return sympy.Add(*self.ops.values()) if self.ops else ZERO
+
+    def op(self, kind: str) -> sympy.Expr:
+        return self.ops.get(kind, ZERO)
+
+    # -- algebra -----------------------------------------------------------
+    @classmethod
+    def total(cls, costs: Iterable["Cost"]) -> "Cost":
+        """Sum many records with one sympy Add per field (linear, not quadratic)."""
+        costs = list(costs)
+        fields = {name: sympy.Add(*(getattr(c, name) for c in costs)) for name in FIELDS}
+        kinds: dict[str, list] = {}
+        for c in costs:
+            for k, v in c.ops.items():
+                kinds.setdefault(k, []).append(v)
+        return cls(ops={k: sympy.Add(*v) for k, v in kinds.items()}, **fields)
+
+    def __add__(self, other: "Cost") -> "Cost":
+        if not isinstance(other, Cost):
+            return NotImplemented
+        return Cost.total([self, other])
+
+    def __radd__(self, other):
+        if other == 0:  # sum(costs) starts from 0
+            return self
+        return NotImplemented
+
+    def map(self, fn: Callable[[sympy.Expr], sympy.Expr], *, params: bool = True) -> "Cost":
+        """Apply ``fn`` to every field (to ``params`` only if ``params``)."""
+        return Cost(
+            params=fn(self.params) if params else self.params,
+            activations=fn(self.activations),
+            macs=fn(self.macs),
+            ops={k: fn(v) for k, v in self.ops.items()},
+            fma_ops=fn(self.fma_ops),
+        )
+
+    def __mul__(self, count) -> "Cost":
+        """``n * cost``: the cost of n repetitions (each with its own parameters)."""
+        count = _expr(count)
+        return self.map(lambda e: count * e)
+
+    __rmul__ = __mul__
+
+    def batched(self, batch) -> "Cost":
+        """The cost for ``batch`` samples: everything scales but the parameters."""
+        batch = _expr(batch)
+        if batch == 1:
+            return self
+        return self.map(lambda e: batch * e, params=False)
+
+    def subs(self, values: Mapping) -> "Cost":
+        return self.map(lambda e: e.xreplace(values) if values else e)
+
+    def tidy(self) -> "Cost":
+        """Each field in its tidiest form (see :func:`tidy`)."""
+        return self.map(tidy)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "params": self.params,
+            "activations": self.activations,
+            "macs": self.macs,
+            "ops": {k: self.op(k) for k in OP_KINDS},
+            "flops": self.flops,
+            "fma_ops": self.fma_ops,
+        }
+
+    def __eq__(self, other) -> bool:
+        """Mathematical equality of every field (expanded difference is zero)."""
+        if not isinstance(other, Cost):
+            return NotImplemented
+        pairs = [(getattr(self, f), getattr(other, f)) for f in FIELDS]
+        pairs += [(self.op(k), other.op(k)) for k in set(self.ops) | set(other.ops)]
+        return all(sympy.expand(a - b) == 0 for a, b in pairs)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        ops_text = ", ".join(f"{k}={v}" for k, v in self.ops.items())
+        return (
+            f"Cost(params={self.params}, activations={self.activations}, macs={self.macs}, "
+            f"flops={self.flops}, fma_ops={self.fma_ops}, ops={{{ops_text}}})"
+        )

@@ -1,0 +1,94 @@
+"""Normalisation: ``layernorm`` (over the last dim) and ``batchnorm1d``/``batchnorm2d`` (inference).
+
+layernorm, per vector of n elements (V vectors):
+  mean μ = Σx/n                (n − 1 add, 1 div)
+  d = x − μ                    (n add)
+  σ² = Σd²/n                   (n mul, n − 1 add, 1 div)
+  s = √(σ² + ε)                (1 add, 1 sqrt)
+  y = d/s                      (n div)
+  y·γ + β  (affine)            (n mul, n add)
+batchnorm at inference, with running statistics, C channels, E elements:
+  per channel s = √(var + ε)   (1 add, 1 sqrt)
+  per element ((x − μ)/s)·γ + β (1 add, 1 div; affine: 1 mul, 1 add)
+"""
+
+from __future__ import annotations
+
+from ..cost import Cost, ops
+from ..errors import ShapeError
+from .base import Arg, LayerKind, Quantities, fmt_shape, numel, register, require_rank
+
+
+@register
+class LayerNorm(LayerKind):
+    """layernorm over the last dimension n: params 2n (γ, β); see the module docstring for ops."""
+
+    name = "layernorm"
+    family = "norm"
+    args = (
+        Arg("eps", "prob", 1e-5),
+        Arg("elementwise_affine", "bool", True),
+        Arg("bias", "bool", True),
+    )
+
+    def quantities(self, a, inputs):
+        (x,) = inputs
+        if not x:
+            raise ShapeError(f"layernorm needs an input with at least one dimension, got {fmt_shape(x)}")
+        n = x[-1]
+        aff = int(a.elementwise_affine)
+        return Quantities(x=tuple(x), n=n, V=numel(x[:-1]), g=aff, b=aff * int(a.bias))
+
+    def shape(self, q):
+        return q["x"]
+
+    def cost(self, q):
+        n, V, g, b = q["n"], q["V"], q["g"], q["b"]
+        c = ops(
+            add=V * (3 * n - 1 + b * n),
+            mul=V * (n + g * n),
+            div=V * (n + 2),
+            sqrt=V,
+        )
+        return Cost(params=(g + b) * n, activations=V * n, ops=c, fma_ops=sum(c.values()))
+
+
+class _BatchNorm(LayerKind):
+    """batchnorm at inference: params 2C (γ, β; running statistics are buffers, not parameters)."""
+
+    family = "norm"
+    ranks: tuple = ()
+    args = (
+        Arg("eps", "prob", 1e-5),
+        Arg("momentum", "prob", 0.1),
+        Arg("affine", "bool", True),
+        Arg("track_running_stats", "bool", True),
+        Arg("num_features", "size", None),
+    )
+
+    def quantities(self, a, inputs):
+        (x,) = inputs
+        require_rank(x, self.ranks, self.name)
+        if a.num_features is not None and a.num_features != x[0]:
+            raise ShapeError(f"{self.name} expects num_features {a.num_features}, but its input is {fmt_shape(x)}")
+        return Quantities(x=tuple(x), C=x[0], E=numel(x), g=int(a.affine))
+
+    def shape(self, q):
+        return q["x"]
+
+    def cost(self, q):
+        C, E, g = q["C"], q["E"], q["g"]
+        c = ops(add=C + E * (1 + g), div=E, mul=E * g, sqrt=C)
+        return Cost(params=2 * C * g, activations=E, ops=c, fma_ops=sum(c.values()))
+
+
+@register
+class BatchNorm1d(_BatchNorm):
+    name = "batchnorm1d"
+    ranks = (1, 2)
+
+
+@register
+class BatchNorm2d(_BatchNorm):
+    name = "batchnorm2d"
+    ranks = (3,)

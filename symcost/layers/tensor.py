@@ -1,0 +1,154 @@
+"""Layers that move data but compute nothing: ``embedding``, ``flatten``, ``reshape``,
+``transpose``, ``concat``.
+
+``flatten``, ``reshape`` and ``transpose`` are views: no operations, no activation memory.
+``concat`` writes a new tensor (its elements are activations); ``embedding`` is a lookup
+(no operations; its output elements are activations).
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from ..cost import Cost
+from ..errors import ShapeError
+from .base import Arg, LayerKind, Quantities, fmt_shape, numel, register, same
+
+
+def _axis(dim: int, rank: int, what: str) -> int:
+    if not -rank <= dim < rank:
+        raise ShapeError(f"{what}: dim {dim} is out of range for rank {rank}")
+    return dim % rank
+
+
+@register
+class Embedding(LayerKind):
+    """embedding: a table of V vectors of size E; input L indices -> [L, E].
+
+    params = V·E;  ops 0 (a lookup);  activations L·E
+    """
+
+    name = "embedding"
+    family = "tensor"
+    args = (Arg("num_embeddings", "size"), Arg("embedding_dim", "size"), Arg("padding_idx", "int", None))
+
+    def quantities(self, a, inputs):
+        (x,) = inputs
+        return Quantities(x=tuple(x), L=numel(x), V=a.num_embeddings, E=a.embedding_dim)
+
+    def shape(self, q):
+        return q["x"] + (q["E"],)
+
+    def cost(self, q):
+        return Cost(params=q["V"] * q["E"], activations=q["L"] * q["E"])
+
+
+@register
+class Flatten(LayerKind):
+    """flatten dims start_dim..end_dim into one (a view, free).  One sample has no batch
+    dimension, so the default flattens everything: start_dim 0, end_dim −1."""
+
+    view = True
+    name = "flatten"
+    family = "tensor"
+    args = (Arg("start_dim", "int", 0), Arg("end_dim", "int", -1))
+
+    def quantities(self, a, inputs):
+        (x,) = inputs
+        if not x:
+            return Quantities(out=(sympy.Integer(1),))
+        s, e = _axis(a.start_dim, len(x), "flatten"), _axis(a.end_dim, len(x), "flatten")
+        if s > e:
+            raise ShapeError(f"flatten: start_dim {a.start_dim} comes after end_dim {a.end_dim}")
+        return Quantities(out=tuple(x[:s]) + (numel(x[s : e + 1]),) + tuple(x[e + 1 :]))
+
+    def shape(self, q):
+        return q["out"]
+
+    def cost(self, q):
+        return Cost()
+
+
+@register
+class Reshape(LayerKind):
+    """reshape/view to ``shape`` (one −1 is inferred); free."""
+
+    view = True
+    name = "reshape"
+    family = "tensor"
+    args = (Arg("shape", "shape"),)
+
+    def quantities(self, a, inputs):
+        (x,) = inputs
+        total = numel(x)
+        known = numel(tuple(d for d in a.shape if d != -1))
+        if -1 in a.shape:
+            rest = sympy.cancel(total / known)
+            if not rest.free_symbols and not rest.is_Integer:
+                raise ShapeError(f"reshape: {fmt_shape(x)} cannot be viewed as {list(a.shape)}")
+            out = tuple(rest if d == -1 else d for d in a.shape)
+        else:
+            if not same(total, known):
+                raise ShapeError(f"reshape: {fmt_shape(x)} has {total} elements, {list(a.shape)} has {known}")
+            out = tuple(a.shape)
+        return Quantities(out=out)
+
+    def shape(self, q):
+        return q["out"]
+
+    def cost(self, q):
+        return Cost()
+
+
+@register
+class Transpose(LayerKind):
+    """transpose two dims (a view, free)."""
+
+    view = True
+    name = "transpose"
+    family = "tensor"
+    args = (Arg("dim0", "int", 0), Arg("dim1", "int", 1))
+
+    def quantities(self, a, inputs):
+        (x,) = inputs
+        out = list(x)
+        i, j = _axis(a.dim0, len(x), "transpose"), _axis(a.dim1, len(x), "transpose")
+        out[i], out[j] = out[j], out[i]
+        return Quantities(out=tuple(out))
+
+    def shape(self, q):
+        return q["out"]
+
+    def cost(self, q):
+        return Cost()
+
+
+@register
+class Concat(LayerKind):
+    """concat inputs along ``dim``; all other dims must agree.  No operations; the
+    output is a new tensor (its elements are activations)."""
+
+    name = "concat"
+    family = "tensor"
+    min_inputs, max_inputs = 1, None
+    args = (Arg("dim", "int", 0),)
+
+    def quantities(self, a, inputs):
+        first = inputs[0]
+        d = _axis(a.dim, len(first), "concat")
+        for other in inputs[1:]:
+            if len(other) != len(first) or not all(
+                same(p, r) for i, (p, r) in enumerate(zip(first, other)) if i != d
+            ):
+                raise ShapeError(
+                    f"concat along dim {a.dim} needs equal other dims, got {fmt_shape(first)} and {fmt_shape(other)}"
+                )
+        out = list(first)
+        out[d] = sympy.Add(*(s[d] for s in inputs))
+        return Quantities(out=tuple(out))
+
+    def shape(self, q):
+        return q["out"]
+
+    def cost(self, q):
+        return Cost(activations=numel(q["out"]))

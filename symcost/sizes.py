@@ -1,0 +1,240 @@
+"""Sizes: integers or sympy expressions over positive-integer symbols.
+
+User text never reaches ``eval``, ``sympify`` or ``parse_expr``: a size such
+as ``"2*H"`` or ``"(K-1)//2"`` is read by the small grammar below, which
+builds sympy objects directly::
+
+    expr   := term (('+' | '-') term)*
+    term   := unary (('*' | '/' | '//') unary)*
+    unary  := ('+' | '-') unary | power
+    power  := atom ('**' unary)?             # right-associative, as Python
+    atom   := INTEGER | NAME | FUNC '(' expr (',' expr)* ')' | '(' expr ')'
+    FUNC   := floor | ceil | min | max
+
+``/`` is exact division (a rational until its value is known), ``//`` is
+floor division.  Text is bounded in length, nesting depth, literal size and
+exponent, so hostile input is refused in microseconds instead of computed.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Callable, Union
+
+import sympy
+
+from .errors import SizeError, SymbolError
+
+Size = Union[int, sympy.Expr]
+
+MAX_TEXT = 1000        # characters in one size expression
+MAX_DEPTH = 40         # nesting of parentheses / unary operators
+MAX_DIGITS = 40        # digits of one integer literal
+MAX_EXPONENT = 64      # largest integer exponent after '**'
+MAX_NAME = 64          # characters of one symbol name
+
+FUNCTIONS = {
+    "floor": (1, 1, lambda a: sympy.floor(a[0])),
+    "ceil": (1, 1, lambda a: sympy.ceiling(a[0])),
+    "min": (1, 8, lambda a: sympy.Min(*a)),
+    "max": (1, 8, lambda a: sympy.Max(*a)),
+}
+
+NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+_TOKEN_RE = re.compile(r"\s*(?:(\d+)|([A-Za-z_][A-Za-z0-9_]*)|(\*\*|//|[-+*/(),]))")
+
+
+@lru_cache(maxsize=None)
+def symbol(name: str) -> sympy.Symbol:
+    """The symbol for a size name: a positive integer, the same object for the same name."""
+    if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > MAX_NAME:
+        raise SymbolError(
+            f"{name!r} is not a valid size name: use a letter followed by letters, digits or _ "
+            f"(at most {MAX_NAME} characters)"
+        )
+    if name in FUNCTIONS:
+        raise SymbolError(f"{name!r} is a function of the size grammar, not a size name")
+    return sympy.Symbol(name, integer=True, positive=True)
+
+
+def _tokenize(text: str) -> list[str]:
+    tokens: list[str] = []
+    pos = 0
+    end = len(text.rstrip())
+    while pos < end:
+        m = _TOKEN_RE.match(text, pos)
+        if not m or m.end() == pos:
+            bad = text[pos:].lstrip()[:1]
+            raise SizeError(f"unexpected character {bad!r} in size {text!r}")
+        tokens.append(m.group(m.lastindex))
+        pos = m.end()
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str, lookup: Callable[[str], sympy.Symbol]):
+        self.text = text
+        self.tokens = _tokenize(text)
+        self.i = 0
+        self.depth = 0
+        self.lookup = lookup
+
+    def fail(self, why: str) -> SizeError:
+        return SizeError(f"{why} in size {self.text!r}")
+
+    def peek(self) -> str | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def take(self, expected: str | None = None) -> str:
+        tok = self.peek()
+        if tok is None:
+            raise self.fail("unexpected end" + (f", expected {expected!r}" if expected else ""))
+        if expected is not None and tok != expected:
+            raise self.fail(f"expected {expected!r} but found {tok!r}")
+        self.i += 1
+        return tok
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(f"nesting deeper than {MAX_DEPTH} levels")
+
+    def parse(self) -> sympy.Expr:
+        if not self.tokens:
+            raise SizeError("empty size expression")
+        value = self.expr()
+        if self.peek() is not None:
+            raise self.fail(f"unexpected {self.peek()!r}")
+        return value
+
+    def expr(self) -> sympy.Expr:
+        value = self.term()
+        while self.peek() in ("+", "-"):
+            op = self.take()
+            rhs = self.term()
+            value = value + rhs if op == "+" else value - rhs
+        return value
+
+    def term(self) -> sympy.Expr:
+        value = self.unary()
+        while self.peek() in ("*", "/", "//"):
+            op = self.take()
+            rhs = self.unary()
+            if op == "*":
+                value = value * rhs
+                continue
+            if rhs.is_zero:
+                raise self.fail("division by zero")
+            value = value / rhs if op == "/" else sympy.floor(value / rhs)
+        return value
+
+    def unary(self) -> sympy.Expr:
+        if self.peek() in ("+", "-"):
+            self.enter()
+            op = self.take()
+            value = self.unary()
+            self.depth -= 1
+            return -value if op == "-" else value
+        return self.power()
+
+    def power(self) -> sympy.Expr:
+        base = self.atom()
+        if self.peek() != "**":
+            return base
+        self.take()
+        self.enter()
+        exponent = self.unary()
+        self.depth -= 1
+        if not (exponent.is_Integer and 0 <= int(exponent) <= MAX_EXPONENT):
+            raise self.fail(f"exponent must be a whole number from 0 to {MAX_EXPONENT}")
+        return base ** int(exponent)
+
+    def atom(self) -> sympy.Expr:
+        tok = self.take()
+        if tok.isdigit():
+            if len(tok) > MAX_DIGITS:
+                raise self.fail(f"integer literal longer than {MAX_DIGITS} digits")
+            return sympy.Integer(int(tok))
+        if tok == "(":
+            self.enter()
+            value = self.expr()
+            self.take(")")
+            self.depth -= 1
+            return value
+        if tok in FUNCTIONS:
+            lo, hi, build = FUNCTIONS[tok]
+            self.take("(")
+            self.enter()
+            args = [self.expr()]
+            while self.peek() == ",":
+                self.take()
+                args.append(self.expr())
+            self.take(")")
+            self.depth -= 1
+            if not lo <= len(args) <= hi:
+                raise self.fail(f"{tok}() takes {lo if lo == hi else f'{lo} to {hi}'} argument(s)")
+            return build(args)
+        if tok[0].isalpha():
+            if self.peek() == "(":
+                raise self.fail(f"unknown function {tok!r} (known: floor, ceil, min, max)")
+            return self.lookup(tok)
+        raise self.fail(f"unexpected {tok!r}")
+
+
+def parse_size(text: str, lookup: Callable[[str], sympy.Symbol] = symbol) -> sympy.Expr:
+    """Parse a size expression with the restricted grammar (never ``eval``)."""
+    if not isinstance(text, str):
+        raise SizeError(f"a size expression must be text, not {type(text).__name__}")
+    if len(text) > MAX_TEXT:
+        raise SizeError(f"size expression longer than {MAX_TEXT} characters")
+    try:
+        return _Parser(text, lookup).parse()
+    except SymbolError as err:
+        raise SizeError(f"{err.message} in size {text!r}") from None
+
+
+def to_size(value: object, what: str = "size", *, minimum: int = 1) -> sympy.Expr:
+    """Turn a user value (int, grammar text or sympy expression) into a size expression.
+
+    Concrete values are checked to be integers >= ``minimum``; symbolic
+    values are accepted as they are (their conditions are checked when
+    sizes are substituted).
+    """
+    if isinstance(value, bool):
+        raise SizeError(f"{what} must be a whole number, not {value!r}")
+    if isinstance(value, int):
+        expr = sympy.Integer(value)
+    elif isinstance(value, str):
+        expr = parse_size(value)
+    elif isinstance(value, sympy.Basic):
+        if not isinstance(value, sympy.Expr):
+            raise SizeError(f"{what} must be a number or expression, not {value!r}")
+        expr = value
+    elif isinstance(value, float) and value.is_integer():
+        raise SizeError(f"{what} must be a whole number written without a decimal point, not {value!r}")
+    else:
+        raise SizeError(f"{what} must be a whole number or a size expression, not {value!r}")
+    check_concrete(expr, what, minimum=minimum)
+    return expr
+
+
+def check_concrete(expr: sympy.Expr, what: str, *, minimum: int = 1) -> None:
+    """If ``expr`` has no symbols, require an integer >= minimum."""
+    if expr.free_symbols:
+        return
+    if not expr.is_Integer:
+        raise SizeError(f"{what} must be a whole number, but it is {expr}")
+    if int(expr) < minimum:
+        raise SizeError(f"{what} must be at least {minimum}, but it is {expr}")
+
+
+def is_concrete(expr: Size) -> bool:
+    return isinstance(expr, int) or not expr.free_symbols
+
+
+def as_int(expr: Size) -> int | None:
+    """The Python int of a concrete integer size, else None."""
+    if isinstance(expr, int):
+        return expr
+    return int(expr) if getattr(expr, "is_Integer", False) else None

@@ -1,0 +1,57 @@
+"""The command line, in process: outputs and one-line errors with exit code 2."""
+
+import json
+
+import pytest
+
+from symcost.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cost_lenet5_json(capsys):
+    code, out, err = run(capsys, "cost", "lenet5", "--format", "json")
+    assert code == 0 and err == ""
+    d = json.loads(out)
+    assert (d["params"], d["activations"], d["input"], d["macs"]) == (61706, 8094, 1024, 416520)
+    assert d["flops"] == sum(d["ops"].values())
+    assert d["layers"][0]["flops"] == 235200 and d["layers"][0]["fma_ops"] == 122304
+    assert d["memory_bytes"]["total"] == (61706 + 8094) * 4
+
+
+def test_cost_symbolic_then_set(capsys):
+    code, out, _ = run(capsys, "cost", "mnist_mlp", "--format", "json")
+    assert code == 0 and json.loads(out)["params"] == "795*Nh + 10"
+    code, out, _ = run(capsys, "cost", "mnist_mlp", "--set", "Nh=100", "--format", "json", "--dtype", "fp16")
+    d = json.loads(out)
+    assert d["params"] == 795 * 100 + 10 and d["memory_bytes"]["params"] == 2 * d["params"]
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "latex"])
+def test_formats(capsys, fmt):
+    code, out, _ = run(capsys, "cost", "lenet5", "--format", fmt)
+    assert code == 0 and "conv1" in out
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["cost", "lenet6"], ["lenet5"]),
+        (["cost", "mnist_mlp", "--set", "Nx=3"], ["Nx", "Nh"]),
+        (["cost", "mnist_mlp", "--set", "Nh=2.5"], ["Nh"]),
+        (["cost", "mnist_mlp", "--set", "Nh=__import__('os')"], ["Nh"]),
+        (["cost", "mnist_mlp", "--set", "Nh"], ["NAME=VALUE"]),
+        (["cost", "lenet5", "--dtype", "fp12"], ["fp12"]),
+        (["bogus"], ["bogus"]),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(capsys, argv, words):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("symcost: error:")
+    for w in words:
+        assert w in err
