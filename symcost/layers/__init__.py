@@ -6,7 +6,7 @@ import importlib
 
 from .base import REGISTRY, Arg, LayerKind, get_kind, register
 
-FAMILIES = ("linear", "conv", "pool", "elementwise", "norm", "tensor")
+FAMILIES = ("linear", "conv", "pool", "elementwise", "norm", "tensor", "recurrent", "attention")
 
 _loaded = False
 
