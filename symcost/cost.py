@@ -19,6 +19,7 @@ Units stay plain: FLOPs, never GFLOPs; scaling to k/M/G is presentation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable, Iterable, Mapping
 
 import sympy
@@ -41,9 +42,15 @@ def _expr(value) -> sympy.Expr:
 def tidy(expr: sympy.Expr) -> sympy.Expr:
     """A canonical, readable form: products expanded (never inside floor/min/max
     arguments), unless the unexpanded form is shorter -- K·(M1 + 1)·(N1 + 1) stays
-    factored, D·F + F·(D − 1) + F becomes 2·D·F.  No ``simplify``: linear in size."""
+    factored, D·F + F·(D − 1) + F becomes 2·D·F.  No ``simplify``: linear in size.
+    Memoised: the layers of a repeated or unrolled stack share their expressions."""
     if not isinstance(expr, sympy.Expr) or expr.is_Atom:
         return expr
+    return _tidy(expr)
+
+
+@lru_cache(maxsize=16384)
+def _tidy(expr: sympy.Expr) -> sympy.Expr:
     calls = {f: sympy.Dummy() for f in expr.atoms(sympy.Function)}
     if calls:  # keep floor(...), Min(...) arguments as written
         back = {d: f for f, d in calls.items()}

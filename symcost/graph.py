@@ -77,7 +77,7 @@ class Analysis:
     def steps(self) -> sympy.Expr:
         """Length of the critical path (span), in layer-application steps."""
         ends = [n.end for n in self.nodes]
-        return sympy.Max(*ends) if ends else ZERO
+        return smax(ends)
 
     @property
     def input_elements(self) -> sympy.Expr:
@@ -287,8 +287,8 @@ class Model:
         return analysis
 
     def _apply(self, node: Node, in_shapes: list[Shape], in_timing: list[tuple]) -> NodeResult:
-        start_in = sympy.Max(*(t[0] for t in in_timing))
-        end_in = sympy.Max(*(t[1] for t in in_timing))
+        start_in = smax(t[0] for t in in_timing)
+        end_in = smax(t[1] for t in in_timing)
         if node.kind is not None:
             q = node.kind.quantities(node.args, in_shapes)
             shape = tuple(node.kind.shape(q))
@@ -343,19 +343,35 @@ class Model:
         return f"<Model {self.name!r}: {len(self.node_ids)} nodes, inputs {list(self.inputs)}>"
 
 
+def smax(values: Iterable) -> sympy.Expr:
+    """The maximum of step counts, in linear time: sympy.Max over thousands of arguments
+    is quadratic, so terms c + e that differ only in their constant c keep the largest
+    c (exact: it dominates for every value of the symbols), and only what is left --
+    one term per distinct symbolic part -- goes to sympy.Max."""
+    best: dict = {}
+    for v in values:
+        c, rest = (v if isinstance(v, sympy.Basic) else sympy.Integer(v)).as_coeff_Add()
+        if rest not in best or c > best[rest]:
+            best[rest] = c
+    if not best:
+        return ZERO
+    terms = [c + rest for rest, c in best.items()]
+    return terms[0] if len(terms) == 1 else sympy.Max(*terms)
+
+
 def _retime(inner: Analysis, start_in, end_in) -> tuple:
     """(first, last) step of a block's output when its input is ready at (start_in, end_in)."""
     timing = {name: (start_in, end_in) for name in inner.input_shapes}
     for n in inner.nodes:
         node = inner.model.node(n.id)
-        s = sympy.Max(*(timing[i][0] for i in node.inputs))
-        e = sympy.Max(*(timing[i][1] for i in node.inputs))
+        s = smax(timing[i][0] for i in node.inputs)
+        e = smax(timing[i][1] for i in node.inputs)
         if node.kind is not None:
             timing[n.id] = node.kind.timing(n.quantities, s, e)
         else:
             timing[n.id] = _repeat_timing(n.children, n.repeat, s, e)
     outs = [timing[o] for o in inner.outputs]
-    return sympy.Max(*(o[0] for o in outs)), sympy.Max(*(o[1] for o in outs))
+    return smax(o[0] for o in outs), smax(o[1] for o in outs)
 
 
 def _repeat_timing(inner: Analysis, n, start_in, end_in) -> tuple:

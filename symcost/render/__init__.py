@@ -60,6 +60,12 @@ def jsonable(expr: Any) -> Any:
     """JSON value of an expression: an int once concrete, else its text."""
     if isinstance(expr, int) or getattr(expr, "is_Integer", False):
         return int(expr)
+    return _sstr(expr)
+
+
+@lru_cache(maxsize=16384)
+def _sstr(expr: Any) -> str:
+    """sympy's text of an expression, memoised (the rows of a repeated stack repeat)."""
     return sympy.sstr(expr)
 
 
