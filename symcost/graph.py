@@ -15,6 +15,7 @@ per layer application; a recurrent layer streams one step per time step (see
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -27,6 +28,8 @@ from .layers.base import Args, LayerKind, Shape, fmt_shape, get_kind, numel, sam
 from .sizes import NAME_RE, check_concrete, to_size
 
 ONE = sympy.Integer(1)
+MAX_ID = 100
+ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,%d}\Z" % (MAX_ID - 1))
 ZERO = sympy.Integer(0)
 
 
@@ -166,7 +169,7 @@ class Model:
         node_id = id if id is not None else self._fresh_id(op)
         where = f"layer {node_id!r}"
         try:
-            self._check_new_id(node_id)
+            self._check_new_id(node_id, given=id is not None)
             if not inputs:
                 if not self._order:
                     raise SpecError("has no input: the model has no inputs yet")
@@ -197,9 +200,12 @@ class Model:
         self._outputs = list(outputs)
         self._cache.clear()
 
-    def _check_new_id(self, node_id: str) -> None:
+    def _check_new_id(self, node_id: str, *, given: bool = True) -> None:
         if not isinstance(node_id, str) or not node_id:
             raise SpecError(f"a node id must be a non-empty name, not {node_id!r}")
+        if given and not ID_RE.match(node_id):  # ids reach LaTeX (\verb|id|), Markdown tables and JSON
+            raise SpecError(f"{node_id[:80]!r} is not a valid id: use letters, digits, _, - and . "
+                            f"(at most {MAX_ID} characters, not starting with - or .)")
         attrs = self.graph.nodes.get(node_id)
         if attrs is not None and ("node" in attrs or attrs.get("input")):
             raise SpecError(f"the id {node_id!r} is used twice")
@@ -269,6 +275,7 @@ class Model:
         out_shape: dict[str, Shape] = dict(shapes)
         results: list[NodeResult] = []
         index = {n: i for i, n in enumerate(self._order)}
+        memo: dict = {}  # (op, arguments, input shapes) -> derived layer: identical layers derive once
         for node_id in nx.lexicographical_topological_sort(self.graph, key=index.__getitem__):
             if self.graph.nodes[node_id].get("input"):
                 continue
@@ -276,7 +283,13 @@ class Model:
             in_shapes = [out_shape[s] for s in node.inputs]
             in_timing = [timing[s] for s in node.inputs]
             try:
-                result = self._apply(node, in_shapes, in_timing)
+                result = self._apply(node, in_shapes, in_timing, memo)
+            except ShapeError as err:  # name the inputs and their shapes: the user must see both sides
+                if not getattr(err, "inputs_named", False):
+                    err.inputs_named = True
+                    err.message += "; its input" + ("s are " if len(node.inputs) > 1 else " is ") + ", ".join(
+                        f"{src!r} {fmt_shape(shape)}" for src, shape in zip(node.inputs, in_shapes))
+                raise err.at(f"layer {node_id!r} ({node.op})") from None
             except SymcostError as err:
                 raise err.at(f"layer {node_id!r} ({node.op})") from None
             out_shape[node_id] = result.shape
@@ -286,15 +299,23 @@ class Model:
         self._cache[key] = analysis
         return analysis
 
-    def _apply(self, node: Node, in_shapes: list[Shape], in_timing: list[tuple]) -> NodeResult:
+    def _apply(self, node: Node, in_shapes: list[Shape], in_timing: list[tuple], memo=None) -> NodeResult:
         start_in = smax(t[0] for t in in_timing)
         end_in = smax(t[1] for t in in_timing)
         if node.kind is not None:
-            q = node.kind.quantities(node.args, in_shapes)
-            shape = tuple(node.kind.shape(q))
+            try:  # the rules are pure functions of (kind, arguments, input shapes)
+                key = (node.op, node.args.key(), tuple(tuple(s) for s in in_shapes))
+                derived = memo.get(key) if memo is not None else None
+            except TypeError:  # an unhashable argument: derive without the memo
+                key, derived = None, None
+            if derived is None:
+                q = node.kind.quantities(node.args, in_shapes)
+                derived = (q, tuple(node.kind.shape(q)), node.kind.cost(q), node.kind.timing(q, ZERO, ZERO)[1])
+                if key is not None and memo is not None:
+                    memo[key] = derived
+            q, shape, cost, steps = derived
             start, end = node.kind.timing(q, start_in, end_in)
-            steps = node.kind.timing(q, ZERO, ZERO)[1]
-            return NodeResult(node.id, node.op, shape, node.kind.cost(q), q, start, end, steps,
+            return NodeResult(node.id, node.op, shape, cost, q, start, end, steps,
                               conditions=tuple(getattr(q, "conditions", ())))
         return self._apply_block(node, in_shapes, start_in, end_in)
 

@@ -52,6 +52,7 @@ class Report:
         self.dtype = dtype
         self.values: dict[sympy.Symbol, sympy.Expr] = dict(values or {})
         self._total: Cost | None = None
+        self._rows: list[Row] | None = None
 
     # -- substitution --------------------------------------------------------
     def _s(self, expr: sympy.Expr) -> sympy.Expr:
@@ -194,7 +195,9 @@ class Report:
     # -- per layer ------------------------------------------------------------
     @property
     def rows(self) -> list[Row]:
-        return [self._row(n) for n in self.analysis.nodes]
+        if self._rows is None:  # computed once: to_dict, table and layer() all read them
+            self._rows = [self._row(n) for n in self.analysis.nodes]
+        return list(self._rows)
 
     def _row(self, n: NodeResult) -> Row:
         children = None
