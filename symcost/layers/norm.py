@@ -15,8 +15,8 @@ batchnorm at inference, with running statistics, C channels, E elements:
 from __future__ import annotations
 
 from ..cost import Cost, ops
-from ..errors import ShapeError
-from .base import Arg, LayerKind, Quantities, fmt_shape, numel, register, require_rank
+from ..errors import ShapeError, SpecError
+from .base import Arg, LayerKind, Quantities, fmt_shape, numel, register, require_rank, same
 
 
 @register
@@ -69,7 +69,10 @@ class _BatchNorm(LayerKind):
     def quantities(self, a, inputs):
         (x,) = inputs
         require_rank(x, self.ranks, self.name)
-        if a.num_features is not None and a.num_features != x[0]:
+        if not a.track_running_stats:  # PyTorch then normalises with the batch's own statistics
+            raise SpecError(f"{self.name}: track_running_stats=false is not supported (inference with "
+                            "batch statistics); symcost counts batchnorm with running statistics")
+        if a.num_features is not None and not same(a.num_features, x[0]):
             raise ShapeError(f"{self.name} expects num_features {a.num_features}, but its input is {fmt_shape(x)}")
         return Quantities(x=tuple(x), C=x[0], E=numel(x), g=int(a.affine))
 
