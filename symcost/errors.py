@@ -9,7 +9,16 @@ the layer or file once, at the boundary (:meth:`SymcostError.at`).
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped (``\\n``, ``\\x1b``), so
+    that a message quoting hostile input stays one line and cannot drive a terminal."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 class SymcostError(Exception):
@@ -29,7 +38,8 @@ class SymcostError(Exception):
         return self
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.message}" if self.where else self.message
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        return one_line(text)
 
 
 class SizeError(SymcostError):

@@ -12,8 +12,12 @@ builds sympy objects directly::
     FUNC   := floor | ceil | min | max
 
 ``/`` is exact division (a rational until its value is known), ``//`` is
-floor division.  Text is bounded in length, nesting depth, literal size and
-exponent, so hostile input is refused in microseconds instead of computed.
+floor division.  Text is bounded in length, nesting depth, literal size,
+exponent, the magnitude of every number it builds and the number of terms it
+would have once multiplied out, so hostile input (``9**9**9**9``,
+``((10**40)**64)**64``, ``(a+b+c+d+1)**64``, 100,000 parentheses) is refused in
+microseconds instead of computed.  The limits and their reasons are in
+docs/robustness.md.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ MAX_DEPTH = 40         # nesting of parentheses / unary operators
 MAX_DIGITS = 40        # digits of one integer literal
 MAX_EXPONENT = 64      # largest integer exponent after '**'
 MAX_NAME = 64          # characters of one symbol name
+MAX_BITS = 256         # bits of any number a size expression builds (about 77 digits)
+MAX_TERMS = 1000       # terms of a size expression once multiplied out
+EXPAND_TERMS = 5000    # terms beyond which an expression is not multiplied out (see expanded_terms)
 
 FUNCTIONS = {
     "floor": (1, 1, lambda a: sympy.floor(a[0])),
@@ -123,6 +130,8 @@ class _Parser:
             rhs = self.unary()
             if op == "*":
                 value = value * rhs
+                if value.is_Number and number_bits(value) > MAX_BITS:
+                    raise self.fail(f"a number larger than 2**{MAX_BITS}")
                 continue
             if rhs.is_zero:
                 raise self.fail("division by zero")
@@ -148,6 +157,10 @@ class _Parser:
         self.depth -= 1
         if not (exponent.is_Integer and 0 <= int(exponent) <= MAX_EXPONENT):
             raise self.fail(f"exponent must be a whole number from 0 to {MAX_EXPONENT}")
+        if number_bits(base) * int(exponent) > MAX_BITS:  # refuse before computing (10**40)**64
+            raise self.fail(f"a number larger than 2**{MAX_BITS}")
+        if expanded_terms(base, MAX_TERMS) > 1 and expanded_terms(base ** int(exponent), MAX_TERMS) > MAX_TERMS:
+            raise self.fail(f"a power with more than {MAX_TERMS} terms once multiplied out")
         return base ** int(exponent)
 
     def atom(self) -> sympy.Expr:
@@ -189,9 +202,56 @@ def parse_size(text: str, lookup: Callable[[str], sympy.Symbol] = symbol) -> sym
     if len(text) > MAX_TEXT:
         raise SizeError(f"size expression longer than {MAX_TEXT} characters")
     try:
-        return _Parser(text, lookup).parse()
+        value = _Parser(text, lookup).parse()
     except SymbolError as err:
         raise SizeError(f"{err.message} in size {text!r}") from None
+    if number_bits(value) > MAX_BITS:
+        raise SizeError(f"a number in size {text!r} is larger than 2**{MAX_BITS}")
+    if expanded_terms(value, MAX_TERMS) > MAX_TERMS:
+        raise SizeError(f"size {text!r} has more than {MAX_TERMS} terms once multiplied out")
+    return value
+
+
+def number_bits(expr: sympy.Expr) -> int:
+    """Bits of the largest numerator or denominator of a number in ``expr``."""
+    if isinstance(expr, int):
+        return abs(expr).bit_length()
+    if isinstance(expr, sympy.Rational):
+        return max(abs(expr.p).bit_length(), abs(expr.q).bit_length())
+    nums = expr.atoms(sympy.Rational)
+    return max((max(abs(n.p).bit_length(), abs(n.q).bit_length()) for n in nums), default=0)
+
+
+def expanded_terms(expr: sympy.Expr, cap: int = EXPAND_TERMS) -> int:
+    """An upper bound on the number of terms of ``sympy.expand(expr)`` (at most ``cap + 1``).
+
+    A sum has the terms of its parts, a product their product, ``(t terms)**n``
+    at most C(t + n − 1, n) (the monomials of degree n in t variables); a
+    function call (floor, Min) counts as one term of its own but its
+    arguments are bounded too.  Used to refuse or skip an expansion that would
+    take seconds or gigabytes, before starting it.
+    """
+    from math import comb
+
+    def walk(e) -> int:
+        if e.is_Atom:
+            return 1
+        if e.is_Add:
+            return min(cap + 1, sum(walk(a) for a in e.args))
+        if e.is_Mul:
+            n = 1
+            for a in e.args:
+                n = min(cap + 1, n * walk(a))
+            return n
+        if e.is_Pow:
+            t = walk(e.base)
+            exp = e.exp
+            if exp.is_Integer and int(exp) > 1 and t > 1:
+                return min(cap + 1, comb(t + int(exp) - 1, int(exp)))
+            return min(cap + 1, t)
+        return max([1] + [walk(a) for a in e.args])  # floor(...), Min(...): one term, arguments bounded
+
+    return walk(expr)
 
 
 def to_size(value: object, what: str = "size", *, minimum: int = 1) -> sympy.Expr:
@@ -204,12 +264,19 @@ def to_size(value: object, what: str = "size", *, minimum: int = 1) -> sympy.Exp
     if isinstance(value, bool):
         raise SizeError(f"{what} must be a whole number, not {value!r}")
     if isinstance(value, int):
+        if abs(value).bit_length() > MAX_BITS:
+            raise SizeError(f"{what} is larger than 2**{MAX_BITS}")
         expr = sympy.Integer(value)
     elif isinstance(value, str):
-        expr = parse_size(value)
+        try:
+            expr = parse_size(value)
+        except SizeError as err:
+            raise SizeError(f"{what}: {err.message}") from None
     elif isinstance(value, sympy.Basic):
         if not isinstance(value, sympy.Expr):
             raise SizeError(f"{what} must be a number or expression, not {value!r}")
+        if number_bits(value) > MAX_BITS:
+            raise SizeError(f"{what} contains a number larger than 2**{MAX_BITS}")
         expr = value
     elif isinstance(value, float) and value.is_integer():
         raise SizeError(f"{what} must be a whole number written without a decimal point, not {value!r}")

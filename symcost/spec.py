@@ -26,11 +26,13 @@ import yaml
 
 from .errors import SpecError, SymcostError, nearest
 from .graph import Model
-from .sizes import symbol
+from .sizes import MAX_BITS, symbol
 
 MAX_FILE_BYTES = 1_000_000     # a spec larger than this is refused
 MAX_ALIASES = 100              # YAML aliases (*ref) in one document
 MAX_NODES = 100_000            # nodes in one spec
+MAX_SCALAR = 10_000            # characters of one YAML scalar (a number, a name, a size expression)
+MAX_DEPTH = 100                # nesting of YAML lists and mappings
 
 TOP_KEYS = ("name", "dims", "input", "inputs", "layers", "nodes", "outputs", "blocks", "batch", "description")
 BLOCK_KEYS = ("inputs", "layers", "nodes", "outputs", "description")
@@ -51,7 +53,19 @@ class _Loader(yaml.SafeLoader):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
                 raise SpecError(f"more than {MAX_ALIASES} YAML aliases; refusing a possible alias bomb")
-        return super().compose_node(parent, index)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise SpecError(f"line {mark.line + 1}: lists and mappings nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_scalar(self, node):
+        if isinstance(node.value, str) and len(node.value) > MAX_SCALAR:
+            raise SpecError(f"line {node.start_mark.line + 1}: a value longer than {MAX_SCALAR:,} characters")
+        return super().construct_scalar(node)
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -65,6 +79,21 @@ class _Loader(yaml.SafeLoader):
                 raise SpecError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def _construct_int(loader: _Loader, node) -> int:
+    """YAML integers, refused beyond 2**MAX_BITS (they could not be a size, nor be printed)."""
+    line = node.start_mark.line + 1
+    try:
+        value = yaml.SafeLoader.construct_yaml_int(loader, node)
+    except ValueError:
+        value = None
+    if value is None or abs(value).bit_length() > MAX_BITS:
+        raise SpecError(f"line {line}: the number {node.value[:20]}... is larger than 2**{MAX_BITS}")
+    return value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def parse_yaml(text: str) -> Any:
@@ -81,6 +110,8 @@ def parse_yaml(text: str) -> Any:
         raise SpecError(f"{where}invalid YAML: {problem}") from None
     except RecursionError:
         raise SpecError("YAML nested too deeply") from None
+    except (ValueError, OverflowError) as err:  # a scalar the safe constructors reject (bad date...)
+        raise SpecError(f"invalid YAML value: {str(err)[:200]}") from None
 
 
 def builtin_names() -> list[str]:
@@ -148,8 +179,10 @@ def from_dict(spec: Any) -> Model:
     spec = _mapping(spec, "a spec")
     _check_keys(spec, TOP_KEYS, "the spec")
     name = spec.get("name", "model")
-    if not isinstance(name, (str, int)):
+    if isinstance(name, bool) or not isinstance(name, (str, int)):
         raise SpecError(f"name must be text, not {_kind(name)}")
+    if isinstance(name, str) and (len(name) > 200 or not name.isprintable()):
+        raise SpecError("name must be one line of printable text, at most 200 characters")
     dims = spec.get("dims") or {}
     _mapping(dims, "dims")
     for dim, desc in dims.items():
@@ -210,7 +243,10 @@ def _body(spec: Mapping, model: Model) -> None:
         _node(item, model, graph_form, i)
     if "outputs" in spec:
         outs = spec["outputs"]
-        model.set_outputs([outs] if isinstance(outs, str) else list(outs))
+        outs = [outs] if isinstance(outs, str) else outs
+        if not isinstance(outs, list) or not outs or not all(isinstance(o, str) for o in outs):
+            raise SpecError(f"outputs must be a node name or a list of node names, not {_kind(spec['outputs'])}")
+        model.set_outputs(outs)
 
 
 def _node(item: Any, model: Model, graph_form: bool, index: int) -> None:

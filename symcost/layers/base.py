@@ -42,7 +42,15 @@ def fmt_shape(shape: Sequence) -> str:
 
 def same(a: sympy.Expr, b: sympy.Expr) -> bool:
     """Whether two sizes are equal for every value of their symbols."""
-    return a == b or sympy.expand(a - b) == 0
+    if a == b:
+        return True
+    from ..sizes import EXPAND_TERMS, expanded_terms
+
+    diff = a - b
+    if expanded_terms(diff) > EXPAND_TERMS:  # refuse before a multi-second expansion
+        raise SizeError(f"the sizes {str(a)[:80]} and {str(b)[:80]} are too large to compare "
+                        f"(more than {EXPAND_TERMS} terms once multiplied out)")
+    return sympy.expand(diff) == 0
 
 
 # ---------------------------------------------------------------------------
