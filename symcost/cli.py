@@ -57,10 +57,16 @@ def cmd_cost(args) -> str:
     from .spec import load
 
     model = load(args.model)
-    report = model.cost(batch=args.batch, dtype=args.dtype)
+    try:  # errors found while analysing (shapes, cycles) name the spec, as those found while reading do
+        report = model.cost(batch=args.batch, dtype=args.dtype)
+    except SymcostError as err:
+        raise err.at(args.model) from None
     values = _sets(args.sets)
     if values:
-        report = report.subs(values)
+        try:
+            report = report.subs(values)
+        except SymcostError as err:
+            raise err.at(f"{args.model} --set") from None
     if args.format == "json":
         return report.to_json() + "\n"
     if args.format == "latex":

@@ -51,6 +51,10 @@ def tidy(expr: sympy.Expr) -> sympy.Expr:
 
 @lru_cache(maxsize=16384)
 def _tidy(expr: sympy.Expr) -> sympy.Expr:
+    from .sizes import EXPAND_TERMS, expanded_terms
+
+    if expanded_terms(expr) > EXPAND_TERMS:  # the expanded form would be longer anyway: keep it factored
+        return expr
     calls = {f: sympy.Dummy() for f in expr.atoms(sympy.Function)}
     if calls:  # keep floor(...), Min(...) arguments as written
         back = {d: f for f, d in calls.items()}
