@@ -46,7 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
                       help="substitute a size (repeatable), e.g. --set T=128 --set H=2*D")
     cost.add_argument("--batch", metavar="B", help="batch size: a number or a size name (default 1)")
     cost.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="datatype for memory (default fp32)")
-    cost.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
+    cost.add_argument("--format", choices=FORMATS + ("csv",), default="table",
+                      help="output format (default table; csv: one row per layer, or per point of a sweep)")
+    cost.add_argument("--sweep", dest="sweeps", metavar="NAME=RANGE", action="append", default=[],
+                      help="evaluate over a range (repeatable: a grid): START:STOP:xF, START:STOP:+D or a,b,c")
+    cost.add_argument("--fields", metavar="LIST", default=None,
+                      help="with --sweep: comma-separated fields (default params,activations,macs,flops,fma_ops,steps)")
+
+    cmp = sub.add_parser("compare", help="scaling of several models in a size (the lecture's table)")
+    cmp.add_argument("models", metavar="MODEL", nargs="+", help="YAML specs or built-in model names")
+    cmp.add_argument("--in", dest="time", metavar="T", action="append", required=True,
+                     help="the size to analyse the growth in (repeatable or comma list: T_self,T_cross)")
+    cmp.add_argument("--set", dest="sets", metavar="NAME=VALUE", action="append", default=[],
+                     help="substitute a size in every model that has it (repeatable)")
+    cmp.add_argument("--no-bias", dest="bias", action="store_false",
+                     help="the slides' view: every bias argument false (default: biases counted)")
+    cmp.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
+    cmp.add_argument("--plot", metavar="FILE", help="write a log-log figure of MACs against T (.png or .svg)")
+    cmp.add_argument("--range", dest="range", metavar="RANGE", default=None,
+                     help="values of T for --plot (default 16:4096:x2)")
 
     sub.add_parser("models", help="list the built-in models")
     sub.add_parser("ops", help="list the layer kinds and their arguments")
@@ -67,6 +85,8 @@ def cmd_cost(args) -> str:
             report = report.subs(values)
         except SymcostError as err:
             raise err.at(f"{args.model} --set") from None
+    if args.sweeps or args.format == "csv":
+        return _cost_sweep(report, args)
     if args.format == "json":
         return report.to_json() + "\n"
     if args.format == "latex":
@@ -98,7 +118,59 @@ def cmd_ops(args) -> str:
     return "\n".join(lines) + "\n"
 
 
-COMMANDS = {"cost": cmd_cost, "models": cmd_models, "ops": cmd_ops}
+def _cost_sweep(report, args) -> str:
+    """``cost --sweep`` (and ``--format csv``): values over a range, from the formula derived once."""
+    from .sweep import FIELDS, parse_sweeps, per_layer_csv, sweep
+
+    if not args.sweeps:
+        return per_layer_csv(report)
+    fields = FIELDS if args.fields is None else [f.strip() for f in args.fields.split(",") if f.strip()]
+    try:
+        result = sweep(report, parse_sweeps(args.sweeps), fields=fields)
+    except SymcostError as err:
+        raise err.at(args.model) from None
+    if args.format == "latex":
+        raise SymcostError("--sweep prints table, csv, json or markdown, not latex")
+    return {"csv": result.csv, "markdown": result.markdown, "table": result.table,
+            "json": lambda: result.to_json()}[args.format]()
+
+
+def cmd_compare(args) -> str:
+    import os
+
+    from .analysis import compare, comparison_table, without_bias
+    from .spec import load
+
+    names = [n.strip() for t in args.time for n in t.split(",") if n.strip()]
+    values = _sets(args.sets)
+    models, known = [], set()
+    for m in args.models:
+        try:
+            models.append(load(m))
+            known |= models[-1].cost().known_names()
+        except SymcostError as err:
+            raise err.at(m) from None
+    for name in [*names, *values]:
+        if name not in known:
+            raise SymcostError(f"no compared model has a size {name!r}; their sizes: {', '.join(sorted(known))}")
+    if not args.bias:
+        models = [without_bias(m) for m in models]
+    labels = [os.path.splitext(os.path.basename(m))[0] if os.path.exists(m) else m for m in args.models]
+    rows = compare(models, names, values=values, names=labels)
+    out = comparison_table(rows, args.format)
+    if args.plot:
+        from .plot import DEFAULT_RANGE, plot_lines, scaling_lines
+        from .sweep import parse_range
+
+        if len(names) != 1:
+            raise SymcostError("--plot needs exactly one --in size to put on the axis")
+        values_t = parse_range(args.range or DEFAULT_RANGE, names[0])
+        lines = scaling_lines([m.cost() for m in models], names[0], values_t, sizes=values, labels=labels)
+        plot_lines(lines, args.plot, time=names[0])
+    return out
+
+
+COMMANDS = {"cost": cmd_cost, "compare": cmd_compare, "models": cmd_models, "ops": cmd_ops}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
