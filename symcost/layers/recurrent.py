@@ -42,7 +42,8 @@ Work and span: a cell needs its own previous step and the step below it, so a
 unidirectional stack of L layers is a wavefront: the first output is ready L
 steps after the first input, the last T + L − 1 steps after it (not L·T).
 A bidirectional layer's reverse direction needs the last input first, so each
-bidirectional layer waits for its whole input and takes T steps: L·T in all.
+bidirectional layer waits for its whole input and takes T steps: L·T in all
+(position 0 of an even stack fed by a stream is ready earlier; see ``timing``).
 """
 
 from __future__ import annotations
@@ -123,10 +124,18 @@ class _Recurrent(LayerKind):
     def timing(self, q, start_in, end_in):
         """Unidirectional: a wavefront over (layer, step) -- first output start_in + L,
         last max(start_in + T + L − 1, end_in + L).  Bidirectional: each layer waits for
-        all of its input and takes T steps -- everything ready at end_in + L·T."""
+        all of its input and takes T steps -- its last output at end_in + L·T, its first
+        (position 0) at that end too, unless the input streams in and L is even."""
         T, L = q["T"], q["L"]
         if q["D"] == 2:
+            # Position 0 of a bidirectional layer is ready when its reverse pass ends, its
+            # last position when its forward pass ends.  For a stack this gives (derived on
+            # the unrolled cells, checked in tests/test_steps.py): odd L, position 0 at the
+            # very end; even L, max(end_in + (L − 1)·T + 1, start_in + L·T) -- earlier than
+            # the end only when the input streams in.  A symbolic L takes the end (a bound).
             end = end_in + L * T
+            if L.is_Integer and L % 2 == 0:
+                return sympy.Max(end_in + (L - 1) * T + 1, start_in + L * T), end
             return end, end
         return start_in + L, sympy.Max(start_in + T + L - 1, end_in + L)
 
