@@ -451,3 +451,29 @@ def test_batchnorm_num_features_equal_as_a_formula():
     m.add("batchnorm1d", num_features="C*(M+1)", id="bn")
     c, mm = symcost.symbol("C"), symcost.symbol("M")
     assert sympy.expand(m.cost().params - 2 * (c * mm + c)) == 0
+
+
+# ----------------------------------------------------------------------------- the written conventions
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def contract_table(text):
+    """The rows of the table that follows the '## The counting contract' heading."""
+    rows = []
+    for line in text.split("## The counting contract", 1)[1].splitlines()[1:]:
+        if line.startswith("|"):
+            rows.append(line)
+        elif rows:
+            break
+    return rows
+
+
+def test_conventions_copy_readmes_contract_and_cover_every_core_kind():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    conventions = (ROOT / "docs" / "conventions.md").read_text(encoding="utf-8")
+    table = contract_table(readme)
+    assert len(table) > 5 and contract_table(conventions) == table
+    load_all()
+    core = {name for name, kind in REGISTRY.items() if kind.family in CORE_FAMILIES}
+    assert [op for op in sorted(core) if f"`{op}`" not in conventions] == []
