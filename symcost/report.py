@@ -82,6 +82,7 @@ class Report:
         for shape in self.analysis.input_shapes.values():
             for d in shape:
                 found |= d.free_symbols
+        found |= _quantity_symbols(self.analysis)
         return found | set(self.values)
 
     def subs(self, values: Mapping[str, Any] | None = None, **kw) -> "Report":
@@ -271,6 +272,20 @@ class Report:
         from .render import latex
 
         return "$\\text{params} = " + latex(self.params) + ",\\ \\text{MACs} = " + latex(self.macs) + "$"
+
+
+def _quantity_symbols(a: Analysis) -> set:
+    """Symbols in any layer's arguments, even those its counts do not depend on
+    (a dilation under padding='same'): setting them is allowed, not an error."""
+    found: set = set()
+    for n in a.nodes:
+        for v in n.quantities.values():
+            for e in v if isinstance(v, tuple) else (v,):
+                if isinstance(e, sympy.Basic):
+                    found |= e.free_symbols
+        if n.children is not None:
+            found |= _quantity_symbols(n.children)
+    return found
 
 
 def _row_dict(r: Row) -> dict[str, Any]:
