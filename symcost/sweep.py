@@ -19,7 +19,6 @@ Several swept sizes form a grid (their cartesian product), the first varying slo
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -318,10 +317,22 @@ def sweep(report, ranges: Mapping[str, Sequence[int]], fields: Sequence[str] = F
         count *= len(ranges[n])
     if count > MAX_POINTS:
         raise SweepError(f"the grid has {count:,} points, more than {MAX_POINTS:,}")
-    grid = list(itertools.product(*(list(ranges[n]) for n in names)))
-    columns_py = [list(col) for col in zip(*grid)] if grid else [[] for _ in names]
-    mag = {s: max((abs(v) for v in col), default=0) for s, col in zip(syms, columns_py)}
-    as_int64 = [np.array(c, dtype=np.int64) for c in columns_py] if max(mag.values(), default=0) < INT64_SAFE else None
+    # The grid's columns, built by numpy (first size varying slowest, as itertools.product):
+    # a million points in milliseconds, where Python tuples take seconds.
+    values = [list(ranges[n]) for n in names]
+    mag = {s: max((abs(v) for v in vals), default=0) for s, vals in zip(syms, values)}
+    size = count if all(values) else 0
+
+    def grid_columns(dtype) -> list:
+        out, before = [], 1
+        for vals in values:
+            after = size // (before * len(vals)) if size else 0
+            out.append(np.repeat(np.tile(np.array(vals, dtype=dtype), before), after) if size
+                       else np.array([], dtype=dtype))
+            before *= len(vals)
+        return out
+
+    as_int64 = grid_columns(np.int64) if max(mag.values(), default=0) < INT64_SAFE else None
     as_obj = None
 
     def columns_for(c: Compiled):
@@ -329,27 +340,32 @@ def sweep(report, ranges: Mapping[str, Sequence[int]], fields: Sequence[str] = F
         if as_int64 is not None and c.fits_int64(mag):
             return as_int64
         if as_obj is None:
-            as_obj = [np.array(col, dtype=object) for col in columns_py]
+            as_obj = grid_columns(object)
         return as_obj
+
+    def point_text(i: int) -> str:
+        return ", ".join(f"{n}={col[i]}" for n, col in zip(names, as_int64 or as_obj or grid_columns(object)))
 
     # Conditions (sizes that must be >= 1, e.g. an output length) hold at every point.
     for expr, what in report.conditions:
         if not expr.free_symbols <= set(syms):
             continue
         c = Compiled(what, expr, syms)
-        vals = c.values(columns_for(c), len(grid))
+        vals = c.values(columns_for(c), size)
         bad = np.flatnonzero(vals < 1)
         if bad.size:
-            point = ", ".join(f"{n}={v}" for n, v in zip(names, grid[int(bad[0])]))
+            point = point_text(int(bad[0]))
             raise ShapeError(f"{report.name}: {what} is {vals[int(bad[0])]} at {point}; it must be at least 1")
     out = {}
     for f, expr in exprs.items():
         c = Compiled(f, expr, syms)
-        out[f] = [int(v) for v in c.values(columns_for(c), len(grid))]
+        vals = c.values(columns_for(c), size)
+        out[f] = vals.tolist() if vals.dtype == np.int64 else [int(v) for v in vals]
     from .render import jsonable
 
     fixed = {s.name: jsonable(v) for s, v in report.values.items()}
-    return SweepResult(report.name, dict(zip(names, columns_py)), out, fixed)
+    columns = as_int64 if as_int64 is not None else (as_obj if as_obj is not None else grid_columns(object))
+    return SweepResult(report.name, {n: col.tolist() for n, col in zip(names, columns)}, out, fixed)
 
 
 def per_layer_csv(report) -> str:
