@@ -21,6 +21,21 @@ def one_line(text: str) -> str:
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
+def brief(value: object, limit: int = 80) -> str:
+    """A bounded repr of a user value for a message: never walks or prints more than a few elements
+    (an alias-bomb list of 10**9 shared elements, a 4,000-digit number) and never exceeds ``limit``."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxdict, r.maxtuple, r.maxset = 3, 4, 4, 4, 4
+    r.maxstring, r.maxother, r.maxlong = limit, limit, 40
+    try:
+        text = r.repr(value)
+    except Exception:  # noqa: BLE001 - a hostile __repr__ must not turn an error into a crash
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class SymcostError(Exception):
     """Base class of every error caused by the user's input."""
 
@@ -58,9 +73,29 @@ class ShapeError(SymcostError):
     """Shapes that do not fit a layer (mismatch, kernel larger than input...)."""
 
 
+def _one_edit_apart(a: str, b: str) -> bool:
+    """Whether one substitution, insertion or deletion turns ``a`` into ``b``."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b)) == 1
+    short, long = sorted((a, b), key=len)
+    return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
+
+
 def nearest(word: str, candidates: Iterable[str]) -> str:
-    """A ' (did you mean ...?)' suffix naming the closest candidates, or ''."""
-    close = difflib.get_close_matches(str(word), sorted(candidates), n=3, cutoff=0.6)
+    """A ' (did you mean ...?)' suffix naming the closest candidates, or ''.
+
+    Close by difflib's ratio, or -- for short names such as sizes ('Nx' for 'Nh') -- differing
+    only in case or by one character."""
+    word = str(word)[:200]
+    pool = sorted(str(c) for c in candidates)
+    close = difflib.get_close_matches(word, pool, n=3, cutoff=0.6)
+    if len(close) < 3 and len(word) <= 64:
+        for c in pool:
+            if c not in close and len(close) < 3 and (c.lower() == word.lower() or
+                                                       (len(word) >= 2 and _one_edit_apart(word, c))):
+                close.append(c)
     if not close:
         return ""
     return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"

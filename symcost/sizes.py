@@ -28,7 +28,7 @@ from typing import Callable, Union
 
 import sympy
 
-from .errors import SizeError, SymbolError
+from .errors import SizeError, SymbolError, brief
 
 Size = Union[int, sympy.Expr]
 
@@ -262,7 +262,7 @@ def to_size(value: object, what: str = "size", *, minimum: int = 1) -> sympy.Exp
     sizes are substituted).
     """
     if isinstance(value, bool):
-        raise SizeError(f"{what} must be a whole number, not {value!r}")
+        raise SizeError(f"{what} must be a whole number, not {brief(value)}")
     if isinstance(value, int):
         if abs(value).bit_length() > MAX_BITS:
             raise SizeError(f"{what} is larger than 2**{MAX_BITS}")
@@ -274,14 +274,14 @@ def to_size(value: object, what: str = "size", *, minimum: int = 1) -> sympy.Exp
             raise SizeError(f"{what}: {err.message}") from None
     elif isinstance(value, sympy.Basic):
         if not isinstance(value, sympy.Expr):
-            raise SizeError(f"{what} must be a number or expression, not {value!r}")
+            raise SizeError(f"{what} must be a number or expression, not {brief(value)}")
         if number_bits(value) > MAX_BITS:
             raise SizeError(f"{what} contains a number larger than 2**{MAX_BITS}")
         expr = value
     elif isinstance(value, float) and value.is_integer():
-        raise SizeError(f"{what} must be a whole number written without a decimal point, not {value!r}")
+        raise SizeError(f"{what} must be a whole number written without a decimal point, not {brief(value)}")
     else:
-        raise SizeError(f"{what} must be a whole number or a size expression, not {value!r}")
+        raise SizeError(f"{what} must be a whole number or a size expression, not {brief(value)}")
     check_concrete(expr, what, minimum=minimum)
     return expr
 

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .errors import SpecError, SymcostError, nearest
+from .errors import SpecError, SymcostError, brief, nearest
 from .graph import Model
 from .sizes import MAX_BITS, symbol
 
@@ -164,7 +164,7 @@ def _mapping(value: Any, what: str) -> Mapping:
 
 
 def _kind(value: Any) -> str:
-    return {list: "a list", dict: "a mapping", str: "text", type(None): "empty"}.get(type(value), repr(value))
+    return {list: "a list", dict: "a mapping", str: "text", type(None): "empty"}.get(type(value)) or brief(value)
 
 
 def _check_keys(d: Mapping, allowed: tuple, what: str) -> None:

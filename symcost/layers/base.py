@@ -23,7 +23,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import sympy
 
 from ..cost import Cost
-from ..errors import ShapeError, SizeError, SpecError, nearest
+from ..errors import ShapeError, SizeError, SpecError, brief, nearest
 from ..sizes import check_concrete, to_size
 
 Shape = tuple  # a tuple of sympy expressions, one per dimension (no batch)
@@ -99,30 +99,30 @@ def normalize_arg(arg: Arg, value: Any, ndim: int) -> Any:
         return _per_axis(value, ndim, arg.name, 0)
     if t == "bool":
         if not isinstance(value, bool):
-            raise SpecError(f"{arg.name} must be true or false, not {value!r}")
+            raise SpecError(f"{arg.name} must be true or false, not {brief(value)}")
         return value
     if t == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(f"{arg.name} must be a whole number, not {value!r}")
+            raise SpecError(f"{arg.name} must be a whole number, not {brief(value)}")
         return value
     if t == "choice":
         if value not in arg.choices:
             raise SpecError(
-                f"{arg.name} must be one of {', '.join(map(repr, arg.choices))}, not {value!r}"
-                + nearest(str(value), map(str, arg.choices))
+                f"{arg.name} must be one of {', '.join(map(repr, arg.choices))}, not {brief(value)}"
+                + nearest(brief(value), map(str, arg.choices))
             )
         return value
     if t == "prob":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise SpecError(f"{arg.name} must be a probability between 0 and 1, not {value!r}")
+            raise SpecError(f"{arg.name} must be a probability between 0 and 1, not {brief(value)}")
         return value
     if t == "name":
         if not isinstance(value, str):
-            raise SpecError(f"{arg.name} must be a name, not {value!r}")
+            raise SpecError(f"{arg.name} must be a name, not {brief(value)}")
         return value
     if t == "shape":
         if not isinstance(value, (list, tuple)) or not value:
-            raise SpecError(f"{arg.name} must be a list of sizes, not {value!r}")
+            raise SpecError(f"{arg.name} must be a list of sizes, not {brief(value)}")
         dims = tuple(-1 if v == -1 else to_size(v, arg.name) for v in value)
         if sum(1 for d in dims if d == -1) > 1:
             raise SpecError(f"{arg.name} may contain -1 only once")

@@ -1,0 +1,637 @@
+"""Hostile and broken input: every attempt is refused with ONE line and exit code 2, within a second,
+and nothing it asks for ever runs.
+
+Each case goes through ``symcost.cli.main`` in process, as a user's command line would.  Payloads
+that would run code try to create a canary file; the test checks it never appears.  The second half
+is the malformed specs a new user plausibly writes: each message must name the file, the layer and
+the problem (with the nearest known name for a typo).
+"""
+
+import io
+import time
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+
+import pytest
+
+from symcost import ShapeError, SizeError, SpecError, SymbolError, SymcostError, load
+from symcost.cli import main
+from symcost.graph import ID_RE
+from symcost.spec import MAX_ALIASES, MAX_FILE_BYTES
+
+SECOND = 1.0
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+    seconds: float
+
+
+def run(*argv) -> Result:
+    out, err = io.StringIO(), io.StringIO()
+    start = time.perf_counter()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(list(argv))
+    return Result(code, out.getvalue(), err.getvalue(), time.perf_counter() - start)
+
+
+def refused(result: Result, *words: str) -> str:
+    """Exit 2, exactly one line on stderr starting 'symcost: error:', nothing on stdout, under a second."""
+    assert result.code == 2, (result.code, result.err)
+    assert result.err.count("\n") == 1 and result.err.endswith("\n"), repr(result.err)
+    assert result.err.startswith("symcost: error: "), result.err
+    assert "this is a bug" not in result.err
+    assert result.out == ""
+    assert result.seconds < SECOND, (result.seconds, result.err)
+    for w in words:
+        assert w in result.err, (w, result.err)
+    return result.err
+
+
+@pytest.fixture
+def canary(tmp_path):
+    path = tmp_path / "canary"
+    yield path
+    assert not path.exists(), "a payload ran: the canary file was created"
+
+
+@pytest.fixture
+def spec(tmp_path):
+    """Write YAML text (or bytes) to a file and return its path as a string."""
+
+    def write(content, name="model.yaml"):
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return str(path)
+
+    return write
+
+
+# ------------------------------------------------------------------------------------------------
+# Code execution attempts
+# ------------------------------------------------------------------------------------------------
+
+PAYLOADS = [
+    "__import__('os').system('touch {canary}')",
+    "__import__(\"os\").system(\"touch {canary}\")",
+    "().__class__.__bases__[0].__subclasses__()",
+    "().__class__.__base__.__subclasses__()[0]",
+    "lambda: open('{canary}', 'w')",
+    "(lambda: __import__('os').system('touch {canary}'))()",
+    "open('{canary}', 'w').write('x')",
+    "exec(\"open('{canary}','w')\")",
+    "eval(\"open('{canary}','w')\")",
+    "H.__class__.__init__.__globals__",
+    "Symbol('x').__reduce__()",
+    "[c for c in ().__class__.__base__.__subclasses__()]",
+    "getattr(H, '__class__')",
+    "H; import os",
+    "1 if __import__('os').system('touch {canary}') else 2",
+]
+
+
+def q(text):
+    """YAML double-quoted scalar of ``text``."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_payload_as_a_size_in_a_spec(spec, canary, payload):
+    p = payload.format(canary=canary)
+    path = spec(f"input: [3]\nlayers:\n  - linear: {{out_features: {q(p)}}}\n")
+    refused(run("cost", path), path, "layer 'linear1'", "out_features")
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_payload_as_an_input_dimension(spec, canary, payload):
+    p = payload.format(canary=canary)
+    path = spec(f"input: [1, {q(p)}]\nlayers: [{{relu: {{}}}}]\n")
+    refused(run("cost", path), path, "input 'x'")
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_payload_in_set(canary, payload):
+    p = payload.format(canary=canary)
+    refused(run("cost", "mnist_mlp", "--set", f"Nh={p}"), "Nh", "--set")
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_payload_as_the_name_in_set(canary, payload):
+    p = payload.format(canary=canary)
+    refused(run("cost", "mnist_mlp", "--set", f"{p}=3"))
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_payload_in_batch(canary, payload):
+    refused(run("cost", "mnist_mlp", "--batch", payload.format(canary=canary)), "batch")
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_payload_as_an_op_name(spec, canary, payload):
+    p = payload.format(canary=canary)
+    path = spec(f"input: [3]\nlayers:\n  - {{op: {q(p)}}}\n")
+    refused(run("cost", path), path, "unknown op")
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_payload_as_a_dims_key(spec, canary, payload):
+    p = payload.format(canary=canary)
+    path = spec(f"dims: {{{q(p)}: width}}\ninput: [3]\nlayers: [{{relu: {{}}}}]\n")
+    refused(run("cost", path), path, "not a valid size name")
+
+
+@pytest.mark.parametrize("payload", [p for p in PAYLOADS if not ID_RE.match(p)])
+def test_payload_as_an_id(spec, canary, payload):
+    """Ids are plain text that nothing evaluates; those with characters outside [A-Za-z0-9_.-] are refused
+    (they would reach LaTeX and Markdown output), the rest (``H.__class__``) are just names."""
+    p = payload.format(canary=canary)
+    path = spec(f"input: [3]\nlayers: [{{relu: {{id: {q(p)}}}}}]\n")
+    refused(run("cost", path), path, "not a valid id")
+
+
+@pytest.mark.parametrize("payload", PAYLOADS[:4])
+def test_payload_as_an_input_or_block_name(spec, canary, payload):
+    p = payload.format(canary=canary)
+    path = spec(f"inputs: {{{q(p)}: [3]}}\nnodes: [{{id: a, op: relu, inputs: [x]}}]\n")
+    refused(run("cost", path), path, "not a valid id")
+    path = spec(f"blocks: {{{q(p)}: {{inputs: [x], layers: [{{relu: {{}}}}]}}}}\ninput: [3]\nlayers: [{{relu: {{}}}}]\n")
+    refused(run("cost", path), path, "not a valid block name")
+
+
+@pytest.mark.parametrize("payload", PAYLOADS[:4])
+def test_payload_as_the_model_argument(canary, payload):
+    refused(run("cost", payload.format(canary=canary)))
+
+
+@pytest.mark.parametrize(
+    "tagged",
+    [
+        "!!python/object/apply:os.system ['touch {canary}']",
+        "!!python/object/new:os.system ['touch {canary}']",
+        "!!python/object:os.system {{}}",
+        "!!python/name:os.system",
+        "!!python/module:os",
+        "!<tag:yaml.org,2002:python/object/apply:os.system> ['touch {canary}']",
+        "!!python/object/apply:builtins.exec [\"open('{canary}', 'w')\"]",
+        "!!python/object/apply:subprocess.check_output [['touch', '{canary}']]",
+        "!!python/tuple [1, 2]",
+    ],
+)
+@pytest.mark.parametrize("where", ["input: {}\nlayers: [{{relu: {{}}}}]\n",
+                                   "input: [3]\nlayers: [{{linear: {{out_features: {}}}}}]\n",
+                                   "name: {}\ninput: [3]\nlayers: [{{relu: {{}}}}]\n"])
+def test_python_tags_are_refused(spec, canary, tagged, where):
+    path = spec(where.format(tagged.format(canary=canary)))
+    err = refused(run("cost", path), path)
+    assert "python/" in err or "invalid YAML" in err
+
+
+def test_python_tag_in_yaml_text_given_on_the_command_line(canary):
+    refused(run("cost", f"input: !!python/object/apply:os.system ['touch {canary}']\nlayers: [{{relu: {{}}}}]\n"),
+            "python/object/apply")
+
+
+# ------------------------------------------------------------------------------------------------
+# Resource exhaustion: everything refused in milliseconds, not computed
+# ------------------------------------------------------------------------------------------------
+
+
+def alias_bomb(levels, width):
+    lines = ["  - &a0 [1, 2]"]
+    for i in range(1, levels):
+        lines.append(f"  - &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]")
+    return "description:\n" + "\n".join(lines) + "\n", f"*a{levels - 1}"
+
+
+def test_billion_laughs_is_refused(spec):
+    defs, ref = alias_bomb(12, 12)  # 12**11 references if expanded
+    path = spec(defs + f"input: {ref}\nlayers: [{{relu: {{}}}}]\n")
+    refused(run("cost", path), path, f"more than {MAX_ALIASES} YAML aliases")
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        "input: {B}\nlayers: [{{relu: {{}}}}]\n",
+        "input: [1, 8, 8]\nlayers: [{{conv2d: {{out_channels: 2, kernel_size: {B}}}}}]\n",
+        "input: [8]\nlayers: [{{gelu: {{approximate: {B}}}}}]\n",
+        "input: [8]\nlayers: [{{dropout: {{p: {B}}}}}]\n",
+        "input: [8]\nlayers: [{{reshape: {{shape: {B}}}}}]\n",
+        "input: [8]\nlayers: [{{linear: {{out_features: 2, bias: {B}}}}}]\n",
+        "name: {B}\ninput: [8]\nlayers: [{{relu: {{}}}}]\n",
+        "batch: {B}\ninput: [8]\nlayers: [{{relu: {{}}}}]\n",
+        "dims: {{D: {B}}}\ninput: [8]\nlayers: [{{relu: {{}}}}]\n",
+        "input: [8]\nlayers: [{{relu: {{id: {B}}}}}]\n",
+        "input: [8]\nlayers: [{{op: {B}}}]\n",
+        "input: [8]\nlayers: [{{relu: {{}}}}]\noutputs: {B}\n",
+        "input: [8]\nlayers: {B}\n",
+    ],
+)
+def test_an_alias_bomb_under_the_alias_limit_is_never_walked(spec, use):
+    """90 aliases of 10 shared references each: 10**9 elements if anything walked or printed it."""
+    defs, ref = alias_bomb(10, 10)
+    path = spec(defs + use.format(B=ref))
+    err = refused(run("cost", path), path)
+    assert len(err) < 400
+
+
+@pytest.mark.parametrize(
+    "size, why",
+    [
+        ("9**9**9**9", "exponent"),
+        ("2**64**64", "larger than 2**256"),
+        ("10**100000", "exponent"),
+        ("((((10**40)**64)**64)**64)", "larger than 2**256"),
+        ("(10**40)**64", "larger than 2**256"),
+        ("*".join(["(10**40)"] * 100), "larger than 2**256"),
+        ("9" * 41, "longer than 40 digits"),
+        ("(a+b+c+d+e+f+g+h+1)**64", "terms"),
+        ("(a+b+c+d+1)**64", "terms"),
+        ("(" * 100_000 + "1" + ")" * 100_000, "longer than"),
+        ("(" * 60 + "1" + ")" * 60, "nesting deeper"),
+        ("-" * 900 + "1", "nesting deeper"),
+        ("max(" * 60 + "1" + ")" * 60, "nesting deeper"),
+        ("H" * 100, "valid size name"),
+        ("2**-1", "exponent"),
+        ("2**H", "exponent"),
+        ("1/0", "division by zero"),
+    ],
+    ids=lambda v: v[:30] if isinstance(v, str) else v,
+)
+def test_expensive_sizes_are_refused_fast(spec, size, why):
+    refused(run("cost", "mnist_mlp", "--set", f"Nh={size}"), why)
+    path = spec(f"input: [3]\nlayers:\n  - linear: {{out_features: {q(size)}}}\n")
+    refused(run("cost", path), path, why)
+
+
+def test_sizes_that_multiply_out_to_millions_of_terms_stay_fast(spec):
+    """Each size is a sum of 150 names (allowed); their products are never multiplied out."""
+    a, b, c = ("+".join(f"{p}{i}" for i in range(150)) for p in "abc")
+    path = spec(f"input: [{q(a)}]\nlayers:\n  - linear: {{out_features: {q(b)}}}\n"
+                f"  - linear: {{out_features: {q(c)}}}\n")
+    r = run("cost", path, "--format", "json")
+    assert r.code == 0 and r.seconds < 3 * SECOND, (r.seconds, r.err)
+
+
+@pytest.mark.parametrize("n", [100_000, 1_000, 101])
+def test_deeply_nested_yaml_lists_and_mappings(spec, n):
+    refused(run("cost", spec("input: " + "[" * n + "]" * n + "\nlayers: [{relu: {}}]\n")), "nested deeper")
+    refused(run("cost", spec("input: " + "{a: " * n + "1" + "}" * n + "\n")), "nested deeper")
+    lines = min(n, 300)  # block style: indentation grows quadratically, so fewer levels fit in the file limit
+    refused(run("cost", spec("input:\n" + "".join("  " * i + "-\n" for i in range(1, lines + 1)))), "nested deeper")
+
+
+def test_files_over_the_limit_are_refused_before_reading(spec):
+    path = spec("input: [3]\nlayers: [{relu: {}}]\n#" + "x" * MAX_FILE_BYTES + "\n")
+    refused(run("cost", path), path, "larger than the limit")
+    refused(run("cost", "input: [3]\nlayers: [{relu: {}}]\n#" + "x" * MAX_FILE_BYTES + "\n"), "larger than")
+
+
+@pytest.mark.parametrize(
+    "number, why",
+    [("9" * 5000, "larger than 2**256"), ("9" * 4000, "larger than 2**256"), ("0x" + "f" * 5000, "larger than 2**256"),
+     ("0b" + "1" * 5000, "larger than 2**256"), ("0" + "7" * 3000, "larger than 2**256"),
+     ("1" + "_0" * 3000, "larger than 2**256"), ("0o" + "7" * 3000, "longer than 1000 characters")],
+    ids=lambda v: v[:12],
+)
+def test_huge_yaml_integers(spec, number, why):
+    path = spec(f"input: [{number}]\nlayers: [{{relu: {{}}}}]\n")
+    refused(run("cost", path), path, why)
+    path = spec(f"name: {number}\ninput: [3]\nlayers: [{{relu: {{}}}}]\n")
+    refused(run("cost", path), path)
+
+
+def test_a_very_long_scalar(spec):
+    path = spec("input: [3]\nlayers: [{op: " + "a" * 50_000 + "}]\n")
+    refused(run("cost", path), path, "longer than")
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (bytes(range(256)) * 50, ["cannot read", "utf-8"]),
+        (b"\xff\xfe" + "input: [3]".encode("utf-16-le"), ["cannot read"]),
+        (b"input: [3]\nlayers: [{relu: {id: \"\xe9t\xe9\"}}]\n", ["cannot read", "utf-8"]),
+        (b"\x00\x00\x00\x00", ["invalid YAML"]),
+        (b"input: [3]\x00\nlayers: []\n", ["invalid YAML"]),
+        (b"\x1b[31minput: [3]\n", ["invalid YAML"]),
+        (b"PK\x03\x04\x14\x00\x00\x00\x08\x00", ["invalid YAML"]),
+        (b"\x7fELF\x02\x01\x01\x00", ["invalid YAML"]),
+    ],
+)
+def test_binary_garbage_and_non_utf8(spec, content, words):
+    path = spec(content, "garbage.yaml")
+    refused(run("cost", path), path, *words)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name: \"two\\nlines\"\ninput: [3]\nlayers: [{relu: {}}]\n",
+        "input: [3]\nlayers: [{relu: {id: \"a\\nb\"}}]\n",
+        "input: [3]\nlayers: [{\"rel\\nu\": {}}]\n",
+        "input: [3]\nlayers: [{\"\\e[2J\\e[31mrelu\": {}}]\n",
+        "input: [3]\nlayers: [{relu: {id: \"a|\\\\input{/etc/passwd}\\\\verb|\"}}]\n",
+        "input: [3]\nlayers: [{relu: {id: \"a$b\"}}]\n",
+        "inputs: {\"x\\ny\": [3]}\nnodes: [{id: a, op: relu, inputs: [x]}]\n",
+    ],
+)
+def test_control_characters_and_markup_never_reach_the_output(spec, text):
+    """Newlines and escapes in names stay escaped (one line); ids that could inject LaTeX or Markdown are refused."""
+    err = refused(run("cost", spec(text)))
+    assert "\x1b" not in err
+
+
+def test_control_characters_in_the_file_name():
+    err = refused(run("cost", "no\nsuch\x1b[2Jfile.yaml"))
+    assert "\x1b" not in err
+
+
+# ------------------------------------------------------------------------------------------------
+# Mistakes a new user makes: one line naming the file, the layer and the problem
+# ------------------------------------------------------------------------------------------------
+
+MISTAKES = {
+    "typo in an op": (
+        "input: [3]\nlayers:\n  - lineer: {out_features: 2}\n",
+        ["layer 'lineer1'", "unknown op 'lineer'", "did you mean 'linear'"]),
+    "typo in an op, graph form": (
+        "inputs: {x: [1, 8, 8]}\nnodes:\n  - {id: c, op: conv2, inputs: [x], out_channels: 2, kernel_size: 3}\n",
+        ["layer 'c'", "unknown op 'conv2'", "'conv2d'"]),
+    "typo in an argument": (
+        "input: [3]\nlayers:\n  - linear: {out_feature: 2}\n",
+        ["layer 'linear1'", "no argument 'out_feature'", "did you mean 'out_features'"]),
+    "typo in a conv argument": (
+        "input: [1, 8, 8]\nlayers:\n  - conv2d: {out_channels: 2, kernel: 3}\n",
+        ["layer 'conv2d1'", "'kernel'", "did you mean 'kernel_size'"]),
+    "missing required argument": (
+        "input: [1, 8, 8]\nlayers:\n  - conv2d: {out_channels: 2}\n",
+        ["layer 'conv2d1'", "needs the argument 'kernel_size'"]),
+    "typo in a top-level key": (
+        "input: [3]\nlayer:\n  - relu: {}\n",
+        ["unknown key 'layer'", "did you mean 'layers'"]),
+    "typo in inputs key": (
+        "imputs: {x: [3]}\nnodes: [{id: a, op: relu, inputs: [x]}]\n",
+        ["unknown key 'imputs'", "'inputs'"]),
+    "typo in a block key": (
+        "blocks: {b: {inputs: [x], layer: [{relu: {}}]}}\ninput: [3]\nlayers: [{b: {}}]\n",
+        ["block 'b'", "unknown key 'layer'", "did you mean 'layers'"]),
+    "a missing input": (
+        "inputs: {x: [3]}\nnodes:\n  - {id: a, op: relu, inputs: [y]}\n",
+        ["layer 'a'", "input 'y' is not a node"]),
+    "a misspelt input": (
+        "inputs: {x: [3]}\nnodes:\n  - {id: hidden, op: relu, inputs: [x]}\n  - {id: out, op: relu, inputs: [hiden]}\n",
+        ["layer 'out'", "'hiden'", "did you mean 'hidden'"]),
+    "graph node without inputs": (
+        "inputs: {x: [3]}\nnodes:\n  - {id: a, op: relu}\n",
+        ["node 1", "needs 'inputs"]),
+    "no input at all": (
+        "layers: [{relu: {}}]\n",
+        ["needs 'input: [shape]'"]),
+    "no layers": (
+        "input: [3]\n",
+        ["no 'layers' or 'nodes'"]),
+    "both layers and nodes": (
+        "input: [3]\nlayers: [{relu: {}}]\nnodes: [{id: a, op: relu, inputs: [x]}]\n",
+        ["either 'layers'", "not both"]),
+    "shape mismatch in an add": (
+        "inputs: {x: [3]}\nnodes:\n  - {id: up, op: linear, inputs: [x], out_features: 2}\n"
+        "  - {id: res, op: add, inputs: [x, up]}\n",
+        ["layer 'res'", "[3]", "[2]", "'x'", "'up'"]),
+    "shape mismatch in a concat": (
+        "inputs: {a: [2, 4, 4], b: [3, 5, 5]}\nnodes:\n  - {id: cat, op: concat, inputs: [a, b], dim: 0}\n",
+        ["layer 'cat'", "[2, 4, 4]", "[3, 5, 5]", "'a'", "'b'"]),
+    "shape mismatch in a matmul": (
+        "inputs: {a: [2, 3], b: [4, 5]}\nnodes:\n  - {id: mm, op: matmul, inputs: [a, b]}\n",
+        ["layer 'mm'", "[2, 3]", "[4, 5]", "'a'", "'b'"]),
+    "in_features disagrees": (
+        "input: [3]\nlayers:\n  - linear: {in_features: 4, out_features: 2}\n",
+        ["layer 'linear1'", "in_features 4", "[3]"]),
+    "a cycle": (
+        "inputs: {x: [3]}\nnodes:\n  - {id: a, op: add, inputs: [x, b]}\n  - {id: b, op: relu, inputs: [a]}\n",
+        ["cycle", "a -> b -> a"]),
+    "a self loop": (
+        "inputs: {x: [3]}\nnodes:\n  - {id: a, op: add, inputs: [x, a]}\n",
+        ["cycle"]),
+    "a negative size": (
+        "input: [1, -8, 8]\nlayers: [{relu: {}}]\n",
+        ["input 'x' dimension", "at least 1", "-8"]),
+    "a zero size": (
+        "input: [3]\nlayers:\n  - linear: {out_features: 0}\n",
+        ["layer 'linear1'", "out_features", "at least 1"]),
+    "a float size": (
+        "input: [3]\nlayers:\n  - linear: {out_features: 2.5}\n",
+        ["layer 'linear1'", "out_features", "whole number", "2.5"]),
+    "a float that is whole": (
+        "input: [3.0]\nlayers: [{relu: {}}]\n",
+        ["input 'x' dimension", "without a decimal point"]),
+    "a negative stride": (
+        "input: [1, 8, 8]\nlayers:\n  - conv2d: {out_channels: 2, kernel_size: 3, stride: -1}\n",
+        ["layer 'conv2d1'", "stride", "at least 1"]),
+    "a kernel larger than its input": (
+        "input: [1, 4, 4]\nlayers:\n  - conv2d: {out_channels: 2, kernel_size: 5}\n",
+        ["layer 'conv2d1'", "kernel_size 5", "larger than", "[1, 4, 4]"]),
+    "a pool window larger than its input": (
+        "input: [1, 3, 3]\nlayers:\n  - maxpool2d: {kernel_size: 4}\n",
+        ["layer 'maxpool2d1'", "kernel_size 4", "larger than"]),
+    "wrong rank for a conv": (
+        "input: [8]\nlayers:\n  - conv2d: {out_channels: 2, kernel_size: 3}\n",
+        ["layer 'conv2d1'", "rank 3", "[8]"]),
+    "kernel_size with too many values": (
+        "input: [1, 8, 8]\nlayers:\n  - conv2d: {out_channels: 2, kernel_size: [3, 3, 3]}\n",
+        ["layer 'conv2d1'", "kernel_size needs 2 value(s)"]),
+    "channels not divisible by groups": (
+        "input: [3, 8, 8]\nlayers:\n  - conv2d: {out_channels: 4, kernel_size: 3, groups: 2}\n",
+        ["layer 'conv2d1'", "divisible by groups"]),
+    "duplicate keys": (
+        "input: [3]\nlayers: [{relu: {}}]\ninput: [4]\n",
+        ["line 3", "duplicate key 'input'"]),
+    "duplicate argument": (
+        "input: [3]\nlayers:\n  - linear: {out_features: 2, out_features: 3}\n",
+        ["line 3", "duplicate key 'out_features'"]),
+    "a duplicated id": (
+        "input: [3]\nlayers:\n  - relu: {id: a}\n  - relu: {id: a}\n",
+        ["'a' is used twice"]),
+    "an empty file": (
+        "",
+        ["must be a mapping", "empty"]),
+    "only a comment": (
+        "# nothing here\n",
+        ["must be a mapping", "empty"]),
+    "a YAML list at top level": (
+        "- relu: {}\n- linear: {out_features: 2}\n",
+        ["must be a mapping", "a list"]),
+    "a scalar at top level": (
+        "lenet5\n",
+        ["must be a mapping", "text"]),
+    "layers as a mapping": (
+        "input: [3]\nlayers: {relu: {}}\n",
+        ["'layers' must be a non-empty list"]),
+    "layers empty": (
+        "input: [3]\nlayers: []\n",
+        ["'layers' must be a non-empty list"]),
+    "a layer as text": (
+        "input: [3]\nlayers: [relu]\n",
+        ["layer 1", "must be a mapping", "text"]),
+    "args as a list": (
+        "input: [3]\nlayers:\n  - linear: [2]\n",
+        ["layer 1", "arguments of 'linear' must be a mapping", "a list"]),
+    "two ops in one layer": (
+        "input: [3]\nlayers:\n  - {relu: {}, tanh: {}}\n",
+        ["layer 1", "'op'"]),
+    "input as a mapping": (
+        "input: {x: 3}\nlayers: [{relu: {}}]\n",
+        ["input must be a list of sizes", "a mapping"]),
+    "inputs as a number": (
+        "inputs: 3\nlayers: [{relu: {}}]\n",
+        ["inputs must be a mapping"]),
+    "input shape empty": (
+        "input: []\nlayers: [{relu: {}}]\n",
+        ["input must be a list of sizes"]),
+    "dims as a list": (
+        "dims: [D]\ninput: [D]\nlayers: [{relu: {}}]\n",
+        ["dims must be a mapping", "a list"]),
+    "blocks as a list": (
+        "blocks: [b]\ninput: [3]\nlayers: [{relu: {}}]\n",
+        ["blocks must be a mapping", "a list"]),
+    "a block as a list": (
+        "blocks: {b: [relu]}\ninput: [3]\nlayers: [{relu: {}}]\n",
+        ["block 'b'", "must be a mapping"]),
+    "a bool where a size goes": (
+        "input: [3]\nlayers:\n  - linear: {out_features: true}\n",
+        ["layer 'linear1'", "out_features", "whole number"]),
+    "a size where a bool goes": (
+        "input: [3]\nlayers:\n  - linear: {out_features: 2, bias: 1}\n",
+        ["layer 'linear1'", "bias must be true or false"]),
+    "a bad choice": (
+        "input: [3]\nlayers:\n  - gelu: {approximate: tanhh}\n",
+        ["layer 'gelu1'", "approximate must be one of", "did you mean 'tanh'"]),
+    "a probability out of range": (
+        "input: [3]\nlayers:\n  - dropout: {p: 1.5}\n",
+        ["layer 'dropout1'", "probability between 0 and 1"]),
+    "an id that is a number": (
+        "input: [3]\nlayers:\n  - relu: {id: 5}\n",
+        ["layer 1", "id must be text"]),
+    "repeat on a layer": (
+        "input: [3]\nlayers:\n  - relu: {repeat: 2}\n",
+        ["layer 'relu1'", "repeat applies to blocks only"]),
+    "a repeated block that changes the shape": (
+        "blocks: {b: {inputs: [x], layers: [{linear: {out_features: 2}}]}}\ninput: [3]\nlayers:\n  - b: {repeat: 3}\n",
+        ["layer 'b1'", "repeated but changes the shape"]),
+    "a block given arguments": (
+        "blocks: {b: {inputs: [x], layers: [{relu: {}}]}}\ninput: [3]\nlayers:\n  - b: {width: 3}\n",
+        ["layer 'b1'", "takes no arguments"]),
+    "outputs not a node": (
+        "input: [3]\nlayers: [{relu: {id: r}}]\noutputs: [rr]\n",
+        ["output 'rr'", "did you mean 'r'"]),
+    "outputs a number": (
+        "input: [3]\nlayers: [{relu: {}}]\noutputs: 5\n",
+        ["outputs must be a node name"]),
+    "a tab for indentation": (
+        "input: [3]\nlayers:\n\t- relu: {}\n",
+        ["line 3", "invalid YAML"]),
+    "unbalanced brackets": (
+        "input: [3\nlayers: [{relu: {}}]\n",
+        ["invalid YAML"]),
+    "a size name that is a function": (
+        "input: [floor]\nlayers: [{relu: {}}]\n",
+        ["input 'x' dimension", "floor"]),
+    "an unknown function in a size": (
+        "input: ['sqrt(N)']\nlayers: [{relu: {}}]\n",
+        ["input 'x' dimension", "unknown function 'sqrt'"]),
+    "a Python-style float size": (
+        "input: ['1e3']\nlayers: [{relu: {}}]\n",
+        ["input 'x' dimension", "'1e3'"]),
+    "a dims name that is not a name": (
+        "dims: {2D: width}\ninput: [3]\nlayers: [{relu: {}}]\n",
+        ["'2D' is not a valid size name"]),
+}
+
+
+@pytest.mark.parametrize("text, words", MISTAKES.values(), ids=MISTAKES.keys())
+def test_mistakes_get_one_line_naming_file_layer_and_problem(spec, text, words):
+    path = spec(text)
+    refused(run("cost", path), path, *words)
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["cost", "lenet6"], ["lenet6", "did you mean 'lenet5'"]),
+        (["cost", "mnist_mlp", "--set", "Nx=3"], ["unknown size 'Nx'", "did you mean 'Nh'"]),
+        (["cost", "mnist_mlp", "--set", "nh=3"], ["unknown size 'nh'", "'Nh'"]),
+        (["cost", "mnist_mlp", "--set", "Nh=2.5"], ["Nh", "'.'"]),
+        (["cost", "mnist_mlp", "--set", "Nh=3.0"], ["Nh"]),
+        (["cost", "mnist_mlp", "--set", "Nh=2*"], ["Nh", "unexpected end"]),
+        (["cost", "mnist_mlp", "--set", "Nh=1e3"], ["Nh", "'e3'"]),
+        (["cost", "mnist_mlp", "--set", "Nh=-3"], ["Nh", "negative"]),
+        (["cost", "mnist_mlp", "--set", "Nh=0"], ["layer 'hidden'", "is 0"]),
+        (["cost", "mnist_mlp", "--set", "Nh=5/2"], ["Nh", "whole number"]),
+        (["cost", "mnist_mlp", "--set", "Nh"], ["NAME=VALUE"]),
+        (["cost", "mnist_mlp", "--set", "=3"], ["NAME=VALUE"]),
+        (["cost", "mnist_mlp", "--set", "Nh="], ["NAME=VALUE"]),
+        (["cost", "mnist_mlp", "--set", "Nh=3", "--set", "Nh=4"], ["'Nh' twice"]),
+        (["cost", "mnist_mlp", "--batch", "0"], ["batch", "at least 1"]),
+        (["cost", "mnist_mlp", "--batch", "2.5"], ["batch"]),
+        (["cost", "mnist_mlp", "--batch", "-1"], ["batch"]),
+        (["cost", "lenet5", "--dtype", "fp12"], ["fp12"]),
+        (["cost", "lenet5", "--format", "yaml"], ["yaml"]),
+        (["cost"], ["MODEL"]),
+        (["cost", "lenet5", "--frmat", "json"], ["--frmat"]),
+        (["bogus"], ["bogus"]),
+        (["cost", "/nonexistent/dir/model.yaml"], ["/nonexistent/dir/model.yaml"]),
+        (["cost", "/"], ["/"]),
+    ],
+)
+def test_command_line_mistakes(argv, words):
+    refused(run(*argv), *words)
+
+
+def test_a_directory_is_not_a_spec(tmp_path):
+    d = tmp_path / "model.yaml"
+    d.mkdir()
+    refused(run("cost", str(d)), str(d), "cannot read")
+
+
+# ------------------------------------------------------------------------------------------------
+# The library raises the right subclass (the CLI turns any of them into exit 2)
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, cls",
+    [
+        ("input: [3]\nlayers: [{lineer: {}}]\n", SpecError),
+        ("input: [1, 4, 4]\nlayers: [{conv2d: {out_channels: 2, kernel_size: 5}}]\n", ShapeError),
+        ("input: ['2**H']\nlayers: [{relu: {}}]\n", SizeError),
+        ("input: ['__import__(\"os\")']\nlayers: [{relu: {}}]\n", SizeError),
+        ("inputs: {x: [3]}\nnodes: [{id: a, op: add, inputs: [x, a]}]\n", SpecError),
+        ("input: !!python/name:os.system\nlayers: [{relu: {}}]\n", SpecError),
+    ],
+)
+def test_library_errors_are_symcost_errors(text, cls):
+    with pytest.raises(cls) as info:
+        load(text).cost()
+    assert isinstance(info.value, SymcostError) and "\n" not in str(info.value)
+
+
+def test_subs_of_an_unknown_name_is_a_symbol_error():
+    with pytest.raises(SymbolError, match="unknown size 'Nx'.*did you mean 'Nh'"):
+        load("mnist_mlp").cost().subs(Nx=3)
+
+
+def test_an_internal_error_is_exit_1_with_a_request_to_report(monkeypatch):
+    import symcost.cli as cli
+
+    def broken(args):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setitem(cli.COMMANDS, "models", broken)
+    r = run("models")
+    assert r.code == 1 and r.err.count("\n") == 1 and "this is a bug, please report it" in r.err
