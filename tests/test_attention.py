@@ -235,3 +235,12 @@ def test_mha_errors():
     with pytest.raises(SpecError, match="1 to 3 input"):
         m = symcost.Model("bad", inputs={"q": [3, 4]})
         m.add("multihead_attention", "q", "q", "q", "q", num_heads=2)
+
+
+def test_symbolic_heads_must_divide_embed_dim_on_substitution():
+    m = symcost.Model("mha", inputs={"x": ["T", "E"]})
+    m.add("multihead_attention", num_heads="h", id="att")
+    r = m.cost()
+    assert r.subs(T=3, E=12, h=4).params == 4 * 12 * 12 + 4 * 12
+    with pytest.raises(ShapeError, match=r"layer 'att'.*divide embed_dim"):
+        r.subs(T=3, E=10, h=4)

@@ -38,7 +38,7 @@ import sympy
 from ..cost import Cost, ops
 from ..errors import ShapeError, SpecError
 from .base import (Arg, LayerKind, Quantities, broadcast, fmt_shape, numel, register, require_divisible,
-                   require_rank, same)
+                   require_positive, require_rank, same)
 
 
 def _core(S, Q, d, dv, heads, fused: bool) -> dict:
@@ -136,10 +136,15 @@ class MultiheadAttention(LayerKind):
                 raise ShapeError(f"multihead_attention expects {what} {given}, but the input has {actual}")
         h = a.num_heads
         require_divisible(E, h, "multihead_attention: embed_dim must be divisible by num_heads")
-        return Quantities(
-            Tq=Tq, Tkv=Tkv, E=E, Ek=Ek, Ev=Ev, h=h, d=E / h, b=int(a.bias),
+        d = E / h
+        q = Quantities(
+            Tq=Tq, Tkv=Tkv, E=E, Ek=Ek, Ev=Ev, h=h, d=d, b=int(a.bias),
             S=_pairs(a, Tq, Tkv, "multihead_attention"),
         )
+        if d.free_symbols:  # checked when sizes are substituted
+            require_positive(q, 1 - (d - sympy.floor(d)),
+                             "1 − the fractional part of embed_dim/num_heads (num_heads must divide embed_dim)")
+        return q
 
     def shape(self, q):
         return (q["Tq"], q["E"])
