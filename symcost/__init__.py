@@ -11,5 +11,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Cost", "Model", "OP_KINDS", "ShapeError", "SizeError", "SpecError", "SymbolError", "SymcostError",
-    "latex", "load", "parse_size", "symbol",
+    "latex", "load", "parse_size", "symbol", "from_torch",
 ]
+
+
+def __getattr__(name):  # lazy: importing symcost never imports torch
+    if name == "from_torch":
+        from .torch_bridge import from_torch
+
+        return from_torch
+    raise AttributeError(f"module 'symcost' has no attribute {name!r}")

@@ -33,7 +33,7 @@ class _Pool(LayerKind):
             if not (2 * P - W).free_symbols and 2 * P > W:
                 raise ShapeError(f"{self.name}: padding {P} must be at most half of kernel_size {W}")
             span = D * (W - 1) + 1
-            if not (M + 2 * P - span).free_symbols and M + 2 * P < span:
+            if not (M + 2 * P - span).free_symbols and (M + 2 * P - span) < 0:
                 raise ShapeError(
                     f"{self.name}: kernel_size {W} is larger than the padded input {M + 2 * P}"
                 )

@@ -1,0 +1,218 @@
+"""symcost.from_torch against PyTorch itself: parameter counts, FlopCounterMode on the meta
+device, and the symbolic formula substituted at several sizes against a concrete trace."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import sympy
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+import symcost  # noqa: E402
+from models_torch import SUITE  # noqa: E402
+from symcost.errors import ShapeError, SymbolError, SymcostError  # noqa: E402
+from symcost.torch_bridge import UnsupportedError, from_torch  # noqa: E402
+
+BATCH = 2
+
+
+def concrete(shape, sizes):
+    return tuple(sizes[d] if isinstance(d, str) else d for d in shape)
+
+
+def meta_macs(module, shape, batch_dim, dtype):
+    """FlopCounterMode's count on the meta device, / 2, for a batch of BATCH."""
+    m = copy.deepcopy(module).to("meta").eval()
+    full = list(shape[:batch_dim]) + [BATCH] + list(shape[batch_dim:])
+    x = torch.zeros(full, dtype=dtype, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        m(x)
+    flops = counter.get_total_flops()
+    assert flops % 2 == 0
+    return flops // 2
+
+
+@pytest.mark.parametrize("name", sorted(SUITE))
+def test_suite_params_and_macs_match_pytorch(name):
+    factory, shape, size_list, batch_dim, dtype = SUITE[name]
+    torch.manual_seed(0)
+    module = factory().eval()
+    want_params = sum(p.numel() for p in module.parameters())
+    symbolic = from_torch(module, shape, sizes=size_list[0], batch_dim=batch_dim).cost()
+    assert symbolic.params == want_params
+    for sizes in size_list:
+        shp = concrete(shape, sizes)
+        plain = from_torch(module, shp, batch_dim=batch_dim).cost()
+        assert plain.params == want_params
+        # FlopCounterMode is exact for matmul, conv and attention (and, on meta, LSTM/GRU)
+        assert plain.macs * BATCH == meta_macs(module, shp, batch_dim, dtype), sizes
+        # the symbolic formula, substituted, is the concrete count in every field
+        sub = symbolic.subs(sizes) if sizes else symbolic
+        for field in ("params", "macs", "flops", "fma_ops", "activations"):
+            assert sympy.expand(getattr(sub, field) - getattr(plain, field)) == 0, (field, sizes)
+        assert sub.ops == plain.ops
+
+
+@pytest.mark.parametrize("name", ["lstm_lm", "gru_tagger", "transformer", "gpt"])
+def test_sequence_models_are_symbolic_in_T(name):
+    factory, shape, size_list, batch_dim, dtype = SUITE[name]
+    r = from_torch(factory(), shape, batch_dim=batch_dim).cost()
+    T = symbol_T = symcost.symbol("T")
+    assert r.macs.free_symbols == {symbol_T}
+    degree = sympy.degree(sympy.expand(r.macs), T)
+    assert degree == (2 if name in ("transformer", "gpt") else 1)
+
+
+def test_lstm_against_the_hand_formula():
+    """CPU FlopCounterMode reports 0 for nn.LSTM; the slides' 4·T·(I·H + H·H) per layer is the reference."""
+    I, H = 20, 30
+    lstm = nn.LSTM(I, H, num_layers=2, batch_first=True)
+    with FlopCounterMode(display=False) as counter:
+        lstm(torch.zeros(1, 7, I))
+    assert counter.get_total_flops() == 0  # the peer's flaw this bridge corrects
+    r = from_torch(lstm, ("T", I)).cost()
+    T = symcost.symbol("T")
+    assert sympy.expand(r.macs - (4 * T * (I * H + H * H) + 4 * T * (H * H + H * H))) == 0
+    assert r.params == sum(p.numel() for p in lstm.parameters())
+
+
+def test_symbolic_hyperparameters_by_argument_name():
+    lstm = nn.LSTM(16, 32, batch_first=True)
+    t = from_torch(lstm, ("T", 16), symbolic={"hidden_size": "H"})
+    T, H = symcost.symbol("T"), symcost.symbol("H")
+    assert sympy.expand(t.cost().macs - 4 * T * (16 * H + H * H)) == 0
+    assert sympy.expand(t.cost().params - (4 * H * (16 + H) + 8 * H)) == 0
+    assert t.mapping == {"H": ["hidden_size"]} or t.mapping == {"H": [".hidden_size"]} or "H" in t.mapping
+    for h in (5, 32, 70):
+        want = sum(p.numel() for p in nn.LSTM(16, h).parameters())
+        assert t.cost().subs(H=h, T=3).params == want
+
+
+def test_symbolic_by_value_maps_every_width_and_propagates():
+    mlp = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 3))
+    t = from_torch(mlp, (10,), symbolic={64: "D"})
+    D = symcost.symbol("D")
+    assert sympy.expand(t.cost().params - (10 * D + D + D * D + D + 3 * D + 3)) == 0
+    assert sorted(t.mapping["D"]) == ["0.out_features", "2.out_features"]
+    for d in (1, 7, 64):
+        m = nn.Sequential(nn.Linear(10, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 3))
+        assert t.cost().subs(D=d).params == sum(p.numel() for p in m.parameters())
+
+
+class ViewWithLiteral(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 64)
+        self.out = nn.Linear(16, 2)
+
+    def forward(self, x):
+        return self.out(self.fc(x).view(x.size(0), 4, 16))  # the literal 4·16 is the width 64
+
+
+def test_a_wrong_symbolic_mapping_is_an_error_not_a_formula():
+    with pytest.raises(SymcostError):  # 4·16 cannot be viewed from D elements
+        from_torch(ViewWithLiteral(), (8,), symbolic={64: "D"})
+    assert from_torch(ViewWithLiteral(), (8,)).cost().params == 8 * 64 + 64 + 16 * 2 + 2
+
+
+def test_symbolic_key_that_replaces_nothing_is_an_error():
+    with pytest.raises(SymbolError, match="replaced nothing"):
+        from_torch(nn.Linear(4, 5), (4,), symbolic={99: "Z"})
+    with pytest.raises(SymbolError, match="neither"):
+        from_torch(nn.Linear(4, 5), (4,), symbolic={"nonexistent": "Z"})
+
+
+def test_symbolic_attribute_name_of_a_user_module():
+    class Net(nn.Module):
+        def __init__(self, hidden=24):
+            super().__init__()
+            self.hidden = hidden
+            self.a = nn.Linear(5, hidden)
+            self.b = nn.Linear(hidden, 2)
+
+        def forward(self, x):
+            return self.b(F.relu(self.a(x)))
+
+    t = from_torch(Net(), ("T", 5), symbolic={"hidden": "H"})
+    H, T = symcost.symbol("H"), symcost.symbol("T")
+    assert sympy.expand(t.cost().macs - T * (5 * H + 2 * H)) == 0
+    assert t.cost().subs(H=9, T=4).params == sum(p.numel() for p in Net(9).parameters())
+
+
+def test_unsupported_operations_are_all_listed_by_name():
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bil = nn.Bilinear(4, 4, 3)
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            y = torch.cumsum(self.fc(x), dim=-1)
+            return self.bil(y, y)
+
+    with pytest.raises(UnsupportedError) as info:
+        from_torch(Odd(), (4,))
+    names = [where for where, _ in info.value.items]
+    assert "bil" in names and any("cumsum" in w for w in names)
+    assert "Bilinear" in str(info.value) and "cumsum" in str(info.value)
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_module_prefix_costs_and_breakdown():
+    factory, shape, sizes, bd, _ = SUITE["resnet"]
+    t = from_torch(factory(), shape, sizes=sizes[0])
+    total = t.cost().total
+    parts = t.breakdown(depth=1)
+    assert list(parts)[:3] == ["stem", "layer1", "layer2"]
+    assert sympy.expand(sum((c.macs for c in parts.values()), sympy.Integer(0)) - total.macs) == 0
+    block = factory().layer2[0]
+    assert t.module_cost("layer2.0").params == sum(p.numel() for p in block.parameters())
+    assert t.module_cost("layer2.0.downsample").params == sum(p.numel() for p in block.downsample.parameters())
+    with pytest.raises(SymcostError, match="no module"):
+        t.module_cost("layer9")
+
+
+def test_transformer_encoder_layer_is_expanded_into_named_parts():
+    factory, shape, sizes, bd, _ = SUITE["transformer"]
+    t = from_torch(factory(), shape)
+    ids = t.model.node_ids
+    for part in ("self_attn", "dropout1", "residual1", "norm1", "linear1", "activation", "linear2", "norm2"):
+        assert f"encoder.layers.1.{part}" in ids
+    layer = factory().encoder.layers[1]
+    assert t.module_cost("encoder.layers.1").params == sum(p.numel() for p in layer.parameters())
+
+
+def test_batch_is_put_back_and_batch_dim_is_respected():
+    gru = nn.GRU(6, 5)  # time-major: batch at dim 1
+    r = from_torch(gru, ("T", 6), batch_dim=1).cost()
+    rb = from_torch(gru, ("T", 6), batch_dim=1).cost(batch="B")
+    B = symcost.symbol("B")
+    assert sympy.expand(rb.macs - B * r.macs) == 0
+    assert rb.params == r.params
+    with pytest.raises(SymcostError):  # the batch at dim 0 would make T the batch: nn.GRU reads it at dim 1
+        from_torch(gru, ("T", 6), batch_dim=0)
+
+
+def test_named_dims_by_index():
+    lin = nn.Linear(12, 3)
+    a = from_torch(lin, (7, 12), names={"T": 0}).cost()
+    T = symcost.symbol("T")
+    assert sympy.expand(a.macs - 36 * T) == 0
+
+
+def test_import_symcost_does_not_import_torch():
+    code = "import symcost, sys; assert 'torch' not in sys.modules; symcost.from_torch; " \
+           "assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_top_level_export():
+    assert symcost.from_torch is from_torch
