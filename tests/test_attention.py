@@ -244,3 +244,17 @@ def test_symbolic_heads_must_divide_embed_dim_on_substitution():
     assert r.subs(T=3, E=12, h=4).params == 4 * 12 * 12 + 4 * 12
     with pytest.raises(ShapeError, match=r"layer 'att'.*divide embed_dim"):
         r.subs(T=3, E=10, h=4)
+
+
+@pytest.mark.parametrize("causal,count_masked", [(False, True), (True, True), (True, False)])
+def test_sdpa_symbolic_form_substitutes_to_the_concrete_counts(causal, count_masked):
+    Bn, Tn, dn, dvn = (symbol(n) for n in ("B", "T", "d", "dv"))
+    general = sdpa_report((Bn, Tn, dn), (Bn, Tn, dn), (Bn, Tn, dvn), is_causal=causal, count_masked=count_masked)
+    rng = random.Random(f"{causal}{count_masked}")
+    for _ in range(3):
+        B, T, d, dv = (rng.randint(1, 20) for _ in range(4))
+        concrete = sdpa_report((B, T, d), (B, T, d), (B, T, dv), is_causal=causal, count_masked=count_masked)
+        sub = general.subs(B=B, T=T, d=d, dv=dv)
+        for field in ("activations", "macs", "flops", "fma_ops"):
+            assert getattr(sub, field) == getattr(concrete, field), field
+        assert sub.output_shapes == concrete.output_shapes
