@@ -383,7 +383,7 @@ def compare(models: Iterable, symbols: Any, *, values: Mapping[str, Any] | None 
 # The comparison table
 # ---------------------------------------------------------------------------
 
-COLUMNS = ("model", "MACs", "params", "MACs order", "params order", "steps", "time scaling")
+COLUMNS = ("model", "MACs", "params", "leading MACs", "MACs order", "params order", "steps", "time scaling")
 
 _SUP = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
@@ -423,8 +423,8 @@ def _cells(row: Scaling, tex: bool) -> list[str]:
         fmt = expr_text
         order_fmt = lambda o: o.text()  # noqa: E731
         verdict = row.verdict
-    return [row.name, fmt(row.macs), fmt(row.params), order_fmt(row.macs_order), order_fmt(row.params_order),
-            fmt(row.steps), verdict]
+    return [row.name, fmt(row.macs), fmt(row.params), fmt(row.macs_order.leading), order_fmt(row.macs_order),
+            order_fmt(row.params_order), fmt(row.steps), verdict]
 
 
 def comparison_table(rows: Sequence[Scaling], fmt: str = "table", *, title: str = "") -> str:
@@ -436,7 +436,7 @@ def comparison_table(rows: Sequence[Scaling], fmt: str = "table", *, title: str 
     if fmt == "latex":
         body = [" & ".join(_cells(r, True)) + r" \\" for r in rows]
         head = " & ".join(COLUMNS) + r" \\"
-        return "\n".join([r"\begin{tabular}{lllllll}", r"\hline", head, r"\hline", *body, r"\hline",
+        return "\n".join([r"\begin{tabular}{" + "l" * len(COLUMNS) + "}", r"\hline", head, r"\hline", *body, r"\hline",
                           r"\end{tabular}"]) + "\n"
     cells = [_cells(r, False) for r in rows]
     if fmt == "markdown":

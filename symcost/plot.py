@@ -116,15 +116,13 @@ def plot_lines(lines: Sequence[Line], path: str, *, time: str = "T", field: str 
     except ImportError:
         raise PlotError("--plot needs matplotlib: pip install 'symcost[plot]'") from None
 
-    fig = Figure(figsize=(7.5, 5.0), dpi=120, layout="constrained")
+    fig = Figure(figsize=(8.0, 5.2), dpi=120, layout="constrained")
     ax = fig.add_subplot()
     markers = "osD^v<>ph*"
     for i, ln in enumerate(lines):
         (handle,) = ax.loglog(ln.x, [float(v) for v in ln.y], marker=markers[i % len(markers)], markersize=4,
                               linewidth=1.8, label=f"{ln.label}: slope {ln.slope:.2f}, {ln.order}")
         handle.set_gid(ln.label)
-        ax.annotate(f"{ln.slope:.2f}", xy=(ln.x[-1], float(ln.y[-1])), xytext=(6, 0),
-                    textcoords="offset points", va="center", fontsize=9, color=handle.get_color())
     ax.set_xlabel(f"{time} (time steps)")
     ax.set_ylabel("MACs" if field == "macs" else field)
     ax.set_xscale("log", base=2)
@@ -133,9 +131,13 @@ def plot_lines(lines: Sequence[Line], path: str, *, time: str = "T", field: str 
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.grid(True, which="major", linewidth=0.6, alpha=0.5)
     ax.grid(True, which="minor", linewidth=0.3, alpha=0.3)
-    ax.set_title(title or f"{'MACs' if field == 'macs' else field} against {time} (log-log; slope = order in {time})")
+    what = "MACs" if field == "macs" else field
+    start = min((ln.x[-max(2, len(ln.x) // 2 + 1)] for ln in lines), default=None)
+    ax.set_title(title or f"{what} against {time}, log-log" + (
+        f"\nslope: least-squares fit of log {what} against log {time} over {time} ≥ {start:,}"
+        if start is not None else ""), fontsize=11)
     ax.legend(loc="upper left", fontsize=9, frameon=False)
-    ax.margins(x=0.08)
+    ax.margins(x=0.04)
     try:
         fig.savefig(path, format=ext[1:])
     except OSError as err:

@@ -137,7 +137,14 @@ class Report:
                     raise ShapeError(f"{what} is {v} with these sizes; it must be at least 1").at(
                         f"layer {n.id!r} ({n.op})")
             if n.children is not None:
-                self._check_rows(n.children)
+                v = self._s(n.repeat)
+                if not v.free_symbols and (v < 1 or not v.is_Integer):
+                    raise ShapeError(f"repeat {n.repeat} is {v} with these sizes; it must be a whole number >= 1").at(
+                        f"layer {n.id!r} ({n.op})")
+                try:
+                    self._check_rows(n.children)
+                except ShapeError as err:  # name the block use too: 'layer 'blocks' (mlp), layer 'up' (linear)'
+                    raise err.at(f"layer {n.id!r} ({n.op})") from None
 
     # -- totals ---------------------------------------------------------------
     @property
@@ -216,6 +223,13 @@ class Report:
             if r.name == name:
                 return r
         raise KeyError(name)
+
+    def sweep(self, ranges: Mapping[str, Any], fields: Any = None):
+        """Fields over ranges of sizes (a grid), exact, from the formulas derived once:
+        ``report.subs(I=64).sweep({"T": [16, 32, 64], "H": [128, 256]}, fields=["macs"])``."""
+        from .sweep import FIELDS, sweep
+
+        return sweep(self, ranges, fields=FIELDS if fields is None else fields)
 
     # -- export ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

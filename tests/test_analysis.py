@@ -118,6 +118,7 @@ def test_leading_term_is_the_limit(expr, h):
     o = order(expr, T)
     assert o.exact
     big = 10**12
+    h = sympy.Integer(h)
     f = expr.xreplace({H: h}).subs(T, big)
     g = o.leading.xreplace({H: h}).subs(T, big)
     ratio = Fraction(int(f)) / Fraction(sympy.Rational(g).p, sympy.Rational(g).q)

@@ -163,3 +163,11 @@ def test_cli_csv_without_sweep_is_per_layer(capsys):
 def test_cli_sweep_errors_are_one_line(capsys, argv, word):
     code, out, err = run(capsys, *argv)
     assert code == 2 and err.count("\n") == 1 and word in err
+
+
+def test_report_sweep_method_is_the_same_sweep():
+    r = rnn_model().cost().subs(I=4)
+    with pytest.raises(symcost.SymbolError, match="H"):
+        r.sweep({"T": [2, 3]})
+    res = r.sweep({"T": [2, 3], "H": [8]}, fields=["macs"])
+    assert res.fields["macs"] == [t * (4 * 8 + 8 * 8) for t in (2, 3)]
