@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from .errors import SymcostError
+from .errors import SymcostError, one_line
 
 FORMATS = ("table", "json", "latex", "markdown")
 
@@ -188,12 +188,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except ValueError as err:  # an exact count too long to print (Python refuses str() of > 4300 digits)
+        if "integer string conversion" not in str(err):
+            return _bug(err)
+        print("symcost: error: a count of this model has more than 4,300 digits, too many to print; "
+              "use smaller sizes or fewer nested repeats", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return 0
     except Exception as err:  # noqa: BLE001 - anything else is our bug
-        print(f"symcost: internal error ({type(err).__name__}: {err}); this is a bug, please report it",
-              file=sys.stderr)
-        return 1
+        return _bug(err)
+
+
+def _bug(err: Exception) -> int:
+    text = one_line(str(err))[:300]
+    print(f"symcost: internal error ({type(err).__name__}: {text}); this is a bug, please report it",
+          file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

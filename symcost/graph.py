@@ -88,11 +88,12 @@ class Analysis:
 
     @property
     def conditions(self) -> list[tuple[sympy.Expr, str]]:
+        """(expr, 'layer 'id': what') for every symbolic size that must be >= 1, blocks included."""
         out = []
         for n in self.nodes:
-            out.extend(n.conditions)
+            out.extend((e, f"layer {n.id!r}: {what}") for e, what in n.conditions)
             if n.children is not None:
-                out.extend(n.children.conditions)
+                out.extend((e, f"layer {n.id!r} > {what[6:]}") for e, what in n.children.conditions)
         return out
 
     def output_shapes(self) -> list[Shape]:

@@ -635,3 +635,151 @@ def test_an_internal_error_is_exit_1_with_a_request_to_report(monkeypatch):
     monkeypatch.setitem(cli.COMMANDS, "models", broken)
     r = run("models")
     assert r.code == 1 and r.err.count("\n") == 1 and "this is a bug, please report it" in r.err
+
+
+def test_a_count_too_long_to_print_is_a_user_error():
+    """60 dimensions of 2**255: an exact count of ~4,600 digits, which Python refuses to print."""
+    big = 2**255
+    text = "input: [" + ", ".join([str(big)] * 60) + "]\nlayers: [{linear: {out_features: 2}}]\n"
+    for fmt in ("json", "table", "markdown", "latex"):
+        refused(run("cost", text, "--format", fmt), "more than 4,300 digits")
+
+
+# ------------------------------------------------------------------------------------------------
+# Conditions: symbolic sizes that must be >= 1 are shown, and checked when sizes are substituted
+# ------------------------------------------------------------------------------------------------
+
+CONDITION_MODELS = {
+    "conv2d": ("input: [C, M, N]\nlayers:\n  - conv2d: {id: conv, out_channels: K, kernel_size: W, stride: S, padding: P}\n",
+               dict(C=1, M=4, N=8, K=2, W=9, S=1, P=1), "layer 'conv'", "M"),
+    "maxpool2d": ("input: [C, M, N]\nlayers:\n  - maxpool2d: {id: pool, kernel_size: W}\n",
+                  dict(C=1, M=3, N=8, W=4), "layer 'pool'", "M"),
+    "avgpool1d": ("input: [C, M]\nlayers:\n  - avgpool1d: {id: pool, kernel_size: W, stride: S}\n",
+                  dict(C=1, M=2, W=3, S=1), "layer 'pool'", "M"),
+    "conv_transpose2d": ("input: [C, M, N]\nlayers:\n"
+                         "  - conv_transpose2d: {id: up, out_channels: K, kernel_size: W, padding: P}\n",
+                         dict(C=1, M=2, N=2, K=1, W=2, P=2), "layer 'up'", "MN"),
+    "repeated block": ("blocks:\n  down_up:\n    inputs: [x]\n    layers:\n"
+                       "      - conv1d: {id: down, out_channels: C, kernel_size: W}\n"
+                       "      - conv_transpose1d: {id: up, out_channels: C, kernel_size: W}\n"
+                       "input: [C, M]\nlayers:\n  - down_up: {id: stack, repeat: L}\n",
+                       dict(C=2, M=3, W=5, L=4), "layer 'stack' (down_up), layer 'down'", "M"),
+}
+
+
+@pytest.mark.parametrize("text, bad, where, axis", CONDITION_MODELS.values(), ids=CONDITION_MODELS.keys())
+def test_conditions_are_shown_in_every_format(text, bad, where, axis):
+    report = load(text).cost()
+    assert report.conditions, "a symbolic output length must be recorded as a condition"
+    exprs = [e for e, _ in report.conditions]
+    # each condition is an output length that the substitution below makes < 1: evaluate it independently
+    assert any(not e.xreplace({s: bad[s.name] for s in e.free_symbols}) >= 1 for e in exprs)
+    import json
+
+    d = json.loads(report.to_json())
+    assert len(d["conditions"]) == len(exprs) and all(">= 1" in c for c in d["conditions"])
+    assert report.table().count("condition") == len(exprs)
+    assert report.markdown().count("condition:") == len(exprs)
+    assert all("layer '" in what for _, what in report.conditions)
+
+
+@pytest.mark.parametrize("text, bad, where, axis", CONDITION_MODELS.values(), ids=CONDITION_MODELS.keys())
+def test_substituting_sizes_that_violate_a_condition_is_a_one_line_shape_error(spec, text, bad, where, axis):
+    report = load(text).cost()
+    with pytest.raises(ShapeError) as info:
+        report.subs(bad)
+    message = str(info.value)
+    assert "\n" not in message and where in message and "with these sizes" in message
+    path = spec(text)
+    refused(run("cost", path, *[a for k, v in bad.items() for a in ("--set", f"{k}={v}")]), path, where)
+
+
+@pytest.mark.parametrize("text, bad, where, axis", CONDITION_MODELS.values(), ids=CONDITION_MODELS.keys())
+def test_sizes_that_meet_the_conditions_substitute_cleanly(text, bad, where, axis):
+    good = dict(bad, **{a: 64 for a in axis})
+    report = load(text).cost().subs(good)
+    assert report.conditions == [] and report.params.is_Integer and report.flops.is_Integer
+
+
+def test_a_repeat_count_of_zero_is_refused():
+    text = CONDITION_MODELS["repeated block"][0]
+    with pytest.raises(ShapeError, match="layer 'stack'.*repeat L is 0"):
+        load(text).cost().subs(C=2, M=8, W=3, L=0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Exactness at scale: exact integers, never floats, checked against PyTorch on the meta device
+# ------------------------------------------------------------------------------------------------
+
+
+def _no_floats(obj):
+    if isinstance(obj, dict):
+        return all(_no_floats(v) for v in obj.values())
+    if isinstance(obj, list):
+        return all(_no_floats(v) for v in obj)
+    return not isinstance(obj, float)
+
+
+def test_linear_with_ten_trillion_parameters_and_batch_a_million():
+    import json
+
+    import sympy
+
+    n, k, batch = 10**7, 10**6, 10**6
+    r = run("cost", f"input: [{n}]\nlayers: [{{linear: {{id: fc, out_features: {k}}}}}]\n",
+            "--batch", str(batch), "--format", "json", "--dtype", "fp64")
+    assert r.code == 0, r.err
+    d = json.loads(r.out)
+    assert _no_floats(d)
+    assert d["params"] == n * k + k == 10_000_001_000_000
+    assert d["macs"] == batch * n * k == 10**19
+    assert d["flops"] == batch * k * (2 * n) and d["fma_ops"] == batch * k * (n + 1)
+    assert d["memory_bytes"]["params"] == 8 * (n * k + k)
+    assert d["memory_bytes"]["total"] == 8 * (n * k + k) + 8 * batch * k
+    rep = load(f"input: [{n}]\nlayers: [{{linear: {{out_features: {k}}}}}]\n").cost(batch=batch)
+    for value in (rep.params, rep.macs, rep.flops, rep.fma_ops, *rep.memory_bytes.values()):
+        assert isinstance(value, sympy.Integer) and not value.atoms(sympy.Float)
+
+
+def test_torch_agrees_at_ten_trillion_parameters_on_the_meta_device():
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    n, k, batch = 10**7, 10**6, 10**6
+    layer = torch.nn.Linear(n, k, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        layer(torch.empty(batch, n, device="meta"))
+    rep = load(f"input: [{n}]\nlayers: [{{linear: {{out_features: {k}}}}}]\n").cost(batch=batch)
+    assert int(rep.params) == sum(p.numel() for p in layer.parameters())
+    assert int(rep.macs) * 2 == counter.get_total_flops()
+
+
+def test_a_petamac_convolution_matches_torch_exactly():
+    """512→512 channels, 3×3, 1024×1024 input, batch 1,000: 2.46·10^15 MACs, exact to the unit."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    conv = torch.nn.Conv2d(512, 512, 3, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        conv(torch.empty(1000, 512, 1024, 1024, device="meta"))
+    rep = load("input: [512, 1024, 1024]\nlayers: [{conv2d: {out_channels: 512, kernel_size: 3}}]\n").cost(batch=1000)
+    assert int(rep.macs) * 2 == counter.get_total_flops() > 10**15
+    assert int(rep.params) == sum(p.numel() for p in conv.parameters())
+    assert int(rep.activations) == 1000 * 512 * 1022 * 1022
+    assert int(rep.memory_bytes["activations"]) == 4 * 1000 * 512 * 1022 * 1022
+
+
+def test_symbolic_counts_substituted_at_huge_sizes_stay_exact():
+    import json
+
+    import sympy
+
+    rep = load("mnist_mlp").cost(batch="B")
+    big = 10**30 + 7
+    exact = rep.subs(Nh=big, B=10**20 + 3)
+    assert exact.params == 784 * big + big + big * 10 + 10  # (784 + 1)·Nh + (Nh + 1)·10: hand arithmetic
+    d = exact.to_dict()
+    assert isinstance(d["params"], int) and d["params"] == 795 * big + 10
+    assert json.loads(json.dumps(d))["macs"] == d["macs"] and isinstance(d["macs"], int)
+    assert not any(v.atoms(sympy.Float) for v in (exact.macs, exact.flops, exact.fma_ops))
+    assert exact.memory_bytes["total"] == 4 * (exact.params + exact.activations)
