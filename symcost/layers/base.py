@@ -225,6 +225,10 @@ class LayerKind:
     def cost(self, q: Mapping[str, Any]) -> Cost:
         raise NotImplementedError
 
+    def weight_shape(self, q: Mapping[str, Any]) -> tuple | None:
+        """Shape of the weight matrix another layer may share (``tied_to``), or None."""
+        return None
+
     def timing(self, q: Mapping[str, Any], start_in: sympy.Expr, end_in: sympy.Expr) -> tuple:
         """(first, last) step at which this layer's output is ready, given its input's.
 

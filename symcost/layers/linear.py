@@ -42,6 +42,10 @@ class Linear(LayerKind):
     def shape(self, q):
         return q["lead"] + (q["k"],)
 
+    def weight_shape(self, q):
+        """W: k×n (out_features × in_features), as nn.Linear.weight."""
+        return (q["k"], q["n"])
+
     def cost(self, q):
         R, n, k, b = q["R"], q["n"], q["k"], q["b"]
         return Cost(

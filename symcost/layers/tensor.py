@@ -42,6 +42,10 @@ class Embedding(LayerKind):
     def cost(self, q):
         return Cost(params=q["V"] * q["E"], activations=q["L"] * q["E"])
 
+    def weight_shape(self, q):
+        """The table: V×E, as nn.Embedding.weight (a tied output projection E -> V has the same)."""
+        return (q["V"], q["E"])
+
 
 @register
 class Flatten(LayerKind):
