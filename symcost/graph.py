@@ -126,9 +126,12 @@ class Model:
         *,
         dims: Mapping[str, str] | None = None,
         batch: Any = 1,
+        defaults: Mapping[str, Any] | None = None,
     ):
         self.name = name
         self.dims: dict[str, str] = dict(dims or {})
+        #: sizes with a default value (d_ff = 4*d_model), applied by :meth:`cost` unless set
+        self.defaults: dict[str, Any] = dict(defaults or {})
         self.graph = nx.DiGraph()
         self.blocks: dict[str, Model] = {}
         self.inputs: dict[str, Shape | None] = {}
@@ -296,6 +299,7 @@ class Model:
             out_shape[node_id] = result.shape
             timing[node_id] = (result.start, result.end)
             results.append(result)
+        _check_ties(self, results)
         analysis = Analysis(self, shapes, tuple(results), tuple(self.outputs()))
         self._cache[key] = analysis
         return analysis
@@ -359,10 +363,41 @@ class Model:
                 raise SpecError(f"node {block!r} is a layer, not a block")
             analysis = row.children
         b = self.batch if batch is None else to_size(batch, "batch")
-        return Report(analysis, batch=b, dtype=dtype)
+        report = Report(analysis, batch=b, dtype=dtype)
+        if self.defaults:  # d_ff: 4*d_model -- a later subs(d_ff=...) overrides it
+            known = report.known_names()
+            report = report.subs({k: v for k, v in self.defaults.items() if k in known})
+        return report
 
     def __repr__(self) -> str:
         return f"<Model {self.name!r}: {len(self.node_ids)} nodes, inputs {list(self.inputs)}>"
+
+
+def _check_ties(model: "Model", results: Sequence[NodeResult]) -> None:
+    """Weight tying (``tied_to: NAME``): NAME must be a layer of the same model that owns a
+    weight of the same shape (an embedding V×E for a linear E -> V); the tied layer then
+    adds no weight parameters.  Chains and self-ties are refused (no one would own it)."""
+    by_id = {r.id: r for r in results}
+    for r in results:
+        node = model.node(r.id)
+        target = node.args.get("tied_to") if node.kind is not None else None
+        if target is None:
+            continue
+        where = f"layer {r.id!r} ({node.op})"
+        if target not in by_id:
+            raise SpecError(f"tied_to {target!r} is not a layer of this model" + nearest(target, by_id)).at(where)
+        tnode = model.node(target)
+        if tnode.kind is None:
+            raise SpecError(f"tied_to {target!r} is a block, not a layer with a weight").at(where)
+        if tnode.args.get("tied_to") is not None:
+            raise SpecError(f"tied_to {target!r}, which is itself tied; tie to the layer that owns the weight").at(where)
+        theirs = tnode.kind.weight_shape(by_id[target].quantities)
+        if theirs is None:
+            raise SpecError(f"tied_to {target!r}: a {tnode.op} has no weight to share").at(where)
+        mine = node.kind.weight_shape(r.quantities)
+        if len(mine) != len(theirs) or not all(same(a, b) for a, b in zip(mine, theirs)):
+            raise ShapeError(f"tied_to {target!r}: its weight is {fmt_shape(theirs)} but this layer's is "
+                             f"{fmt_shape(mine)}").at(where)
 
 
 def smax(values: Iterable) -> sympy.Expr:

@@ -34,7 +34,7 @@ MAX_NODES = 100_000            # nodes in one spec
 MAX_SCALAR = 10_000            # characters of one YAML scalar (a number, a name, a size expression)
 MAX_DEPTH = 100                # nesting of YAML lists and mappings
 
-TOP_KEYS = ("name", "dims", "input", "inputs", "layers", "nodes", "outputs", "blocks", "batch", "description")
+TOP_KEYS = ("name", "dims", "defaults", "input", "inputs", "layers", "nodes", "outputs", "blocks", "batch", "description")
 BLOCK_KEYS = ("inputs", "layers", "nodes", "outputs", "description")
 NODE_RESERVED = ("id", "op", "inputs", "repeat")
 
@@ -192,7 +192,7 @@ def from_dict(spec: Any) -> Model:
         if desc is not None and not isinstance(desc, (str, int)):
             raise SpecError(f"dims: the description of {dim!r} must be text")
     model = Model(str(name), dims={k: "" if v is None else str(v) for k, v in dims.items()},
-                  batch=spec.get("batch", 1))
+                  batch=spec.get("batch", 1), defaults=_defaults(spec.get("defaults"), dims))
     for bname, bspec in (_mapping(spec.get("blocks") or {}, "blocks")).items():
         try:
             model.add_block(str(bname), _block(bspec, model))
@@ -201,6 +201,19 @@ def from_dict(spec: Any) -> Model:
     _inputs(spec, model, "the spec")
     _body(spec, model)
     return model
+
+
+def _defaults(value: Any, dims: Mapping) -> dict:
+    """``defaults: {d_ff: 4*d_model}``: a size given a value unless the user sets it
+    (sizes, not Python: each value is read by the size grammar)."""
+    from .sizes import to_size
+
+    out = {}
+    for dim, default in _mapping(value or {}, "defaults").items():
+        if not isinstance(dim, str) or dim not in dims:
+            raise SpecError(f"defaults: {brief(dim)} is not one of the dims {', '.join(map(str, dims)) or '(none)'}")
+        out[dim] = to_size(default, f"the default of {dim}")
+    return out
 
 
 def _inputs(spec: Mapping, model: Model, what: str) -> None:
