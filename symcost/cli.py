@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list the built-in models")
     sub.add_parser("ops", help="list the layer kinds and their arguments")
+    from .lm_commands import add_parsers  # train, generate (docs/transformers.md)
+
+    COMMANDS.update(add_parsers(sub))
     return parser
 
 
