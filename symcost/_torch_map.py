@@ -43,6 +43,15 @@ def _claim(b, ids, path):
 
 
 def call_module(b, mod, path, args, kwargs):
+    outer = b.current_origin
+    b.current_origin = (f"{outer}/" if outer else "") + f"nn.{type(mod).__name__}"
+    try:
+        return _call_module(b, mod, path, args, kwargs)
+    finally:
+        b.current_origin = outer
+
+
+def _call_module(b, mod, path, args, kwargs):
     torch = b.torch
     nn = torch.nn
     name = type(mod).__name__
@@ -238,6 +247,15 @@ def _encoder_layer(b, layer, path, x, causal):
         raise _Unsupported(f"{path}: activation {act!r} (relu or gelu are mapped)")
 
     def sub(name, inp):
+        if name == "activation" and act_mod is not act:
+            # a function captured when the layer was built (activation="gelu"): hidden from
+            # tools that patch torch.nn.functional afterwards
+            fn = f"F.{act.__name__}@init"
+            outer, b.current_origin = b.current_origin, f"{b.current_origin}/{fn}"
+            try:
+                return b.add(act.__name__, [inp], b.fresh(f"{path}.activation"))
+            finally:
+                b.current_origin = outer
         m = act_mod if name == "activation" else getattr(layer, name)
         return call_module(b, m, f"{path}.{name}", (inp,), {})
 

@@ -41,7 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     cost = sub.add_parser("cost", help="parameters, memory and operation counts of a model")
-    cost.add_argument("model", metavar="MODEL", help="a YAML spec or the name of a built-in model")
+    cost.add_argument("model", metavar="MODEL", nargs="?", default=None,
+                      help="a YAML spec or the name of a built-in model (or --torch)")
+    cost.add_argument("--torch", metavar="MODULE:FACTORY", default=None,
+                      help="a PyTorch module instead: package.module:factory (called with no arguments)")
+    cost.add_argument("--input", metavar="SHAPE", default=None,
+                      help="with --torch: one sample's shape, e.g. 'T,64' or 'T=32,64' (a name is traced at 16)")
+    cost.add_argument("--batch-dim", dest="batch_dim", type=int, default=0,
+                      help="with --torch: where the module's input has the batch (default 0)")
+    cost.add_argument("--symbolic", dest="symbolics", metavar="KEY=NAME", action="append", default=[],
+                      help="with --torch: make a hyperparameter a size, e.g. hidden_size=H or 512=D (repeatable)")
+    cost.add_argument("--convention", metavar="NAME", default=None,
+                      help="count as a named tool does: symcost, exact, macs, torch, torch_cpu, fvcore, "
+                           "ptflops, thop, torchinfo, deepspeed, calflops")
     cost.add_argument("--set", dest="sets", metavar="NAME=VALUE", action="append", default=[],
                       help="substitute a size (repeatable), e.g. --set T=128 --set H=2*D")
     cost.add_argument("--batch", metavar="B", help="batch size: a number or a size name (default 1)")
@@ -74,10 +86,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _torch_model(args):
+    """``--torch package.module:factory --input 'T,64'``: the traced module's symcost model."""
+    import importlib
+
+    from .sizes import NAME_RE
+
+    target = args.torch
+    modname, sep, attr = target.partition(":")
+    if not sep or not modname or not attr:
+        raise SymcostError(f"--torch expects package.module:factory, got {target!r}")
+    if args.input is None:
+        raise SymcostError("--torch needs --input, one sample's shape, e.g. --input 'T,64'")
+    try:
+        obj = importlib.import_module(modname)
+    except ImportError as err:
+        raise SymcostError(f"--torch: cannot import {modname!r} ({err})") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise SymcostError(f"--torch: {modname!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    shape, sizes = [], {}
+    for item in args.input.split(","):
+        item = item.strip()
+        name, eq, value = item.partition("=")
+        if item.isdigit():
+            shape.append(int(item))
+        elif NAME_RE.match(name) and (not eq or value.strip().isdigit()):
+            shape.append(name)
+            if eq:
+                sizes[name] = int(value)
+        else:
+            raise SymcostError(f"--input: {item!r} is neither a whole number nor a name (NAME or NAME=VALUE)")
+    symbolic = {}
+    for key, name in _sets(args.symbolics).items():
+        symbolic[int(key) if key.isdigit() else key] = name
+    from .torch_bridge import from_torch
+
+    module = obj
+    try:
+        import torch
+
+        if not isinstance(obj, torch.nn.Module):
+            module = obj()
+    except SymcostError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the user's factory failed
+        raise SymcostError(f"--torch: {target} failed: {type(err).__name__}: {err}") from None
+    return from_torch(module, tuple(shape), symbolic=symbolic or None, sizes=sizes,
+                      batch_dim=args.batch_dim, name=attr).model
+
+
 def cmd_cost(args) -> str:
     from .spec import load
 
-    model = load(args.model)
+    if (args.model is None) == (args.torch is None):
+        raise SymcostError("cost needs exactly one of MODEL or --torch MODULE:FACTORY")
+    if args.torch is None and (args.input or args.symbolics):
+        raise SymcostError("--input and --symbolic go with --torch")
+    model = load(args.model) if args.torch is None else _torch_model(args)
+    if args.torch is not None:
+        args.model = args.torch
     try:  # errors found while analysing (shapes, cycles) name the spec, as those found while reading do
         report = model.cost(batch=args.batch, dtype=args.dtype)
     except SymcostError as err:
@@ -88,6 +157,8 @@ def cmd_cost(args) -> str:
             report = report.subs(values)
         except SymcostError as err:
             raise err.at(f"{args.model} --set") from None
+    if args.convention is not None:
+        return _convention(report, args)
     if args.sweeps or args.format == "csv":
         return _cost_sweep(report, args)
     if args.format == "json":
@@ -97,6 +168,24 @@ def cmd_cost(args) -> str:
     if args.format == "markdown":
         return report.markdown()
     return report.table()
+
+
+def _convention(report, args) -> str:
+    from . import conventions
+
+    if args.format == "json":
+        import json
+
+        from .render import jsonable
+
+        c = conventions.count(report, args.convention)
+        return json.dumps({"model": report.name, "convention": c.convention.name, "unit": c.convention.unit,
+                           "total": jsonable(c.total),
+                           "layers": [{"name": n, "op": op, "value": jsonable(v)} for n, op, v in c.rows]},
+                          indent=2) + "\n"
+    if args.format != "table":
+        raise SymcostError("--convention prints a table or json")
+    return conventions.table(report, args.convention)
 
 
 def cmd_models(args) -> str:

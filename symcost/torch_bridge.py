@@ -177,8 +177,31 @@ def from_torch(module, input_shape, names: Mapping | None = None, symbolic: Mapp
         plain = _Builder(module, title, {k: tuple(sympy.Integer(_subs_int(d, values)) for d in s)
                                          for k, s in shapes.items()}, {}, {}, batch_dim, input_dtype).build()
         _verify_same(result, plain, {**values, **builder.sym_values})
+        if result.method == "hooks" and values:
+            _verify_elsewhere(module, title, shapes, values, builder, result, batch_dim, input_dtype)
     result.values = {**values, **builder.sym_values}
     return result
+
+
+def _verify_elsewhere(module, title, shapes, values, builder, result, batch_dim, input_dtype) -> None:
+    """The hook walk reads sizes from integers: check the formula at other sizes (each named input
+    dimension + 1) against a concrete walk there."""
+    other = {s: v + 1 for s, v in values.items()}
+    try:
+        plain = _Builder(module, title, {k: tuple(sympy.Integer(_subs_int(d, other)) for d in s)
+                                         for k, s in shapes.items()}, {}, {}, batch_dim, input_dtype).build()
+    except SymcostError:
+        result.notes.append("the formula was checked at the traced sizes only: the module does not run at "
+                            + ", ".join(f"{s}={v}" for s, v in other.items()))
+        return
+    try:
+        _verify_same(result, plain, {**other, **builder.sym_values})
+    except SymcostError:
+        raise SymcostError(
+            f"{title}: the formula from the hook walk does not hold at "
+            + ", ".join(f"{s}={v}" for s, v in other.items())
+            + " (a literal size was read as a named one, or the module branches on its input size); "
+              "make the module traceable by torch.fx or give other trace sizes") from None
 
 
 def _verify_same(sym: TorchModel, plain: TorchModel, values: dict) -> None:
@@ -301,6 +324,10 @@ class _Builder:
         self.batch_dim = batch_dim
         self.input_dtype = input_dtype
         self.model = Model(title)
+        self.origins: dict[str, str] = {}          # node id -> the PyTorch call it came from
+        self.model.origins = self.origins          # read by symcost.conventions
+        self.model.batchless = set()               # nodes computed from constants only (no batch)
+        self.current_origin: str | None = None
         self.unsupported: list[tuple[str, str]] = []
         self.downstream = 0                        # operations that only use unsupported results
         self.notes: list[str] = []
@@ -310,6 +337,7 @@ class _Builder:
         self.counted_params: dict[int, str] = {}   # id(parameter) -> node that counts it
         self.calls: dict[str, int] = {}
         self.anchor: str | None = None
+        self.batch_trace = BATCH_TRACE
         self._resolve_symbolic()
 
     # -- symbolic hyperparameters ------------------------------------------------
@@ -386,6 +414,11 @@ class _Builder:
         q = kind.quantities(parsed, per_sample)
         shape = tuple(kind.shape(q))
         nid = self.model.add(kind_name, *ids, id=node_id, **{k: v for k, v in args.items() if v is not None})
+        if self.current_origin:
+            self.origins[nid] = self.current_origin
+        data = [t for t in inputs if t.bpos is not None]
+        if not data:
+            self.model.batchless.add(nid)
         data = [t for t in inputs if t.bpos is not None]
         if bpos is None:
             bpos = min(data[0].bpos, len(shape)) if data else None
@@ -464,7 +497,7 @@ class _Builder:
             gm = hook_graph(self, err)
             method = "hooks"
         self.method = method
-        real = self._meta_shapes(gm) if method == "fx" else {}
+        real = self._meta_shapes(gm) if method == "fx" else gm.real
         env: dict = {}
         placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
         given = dict(self.shapes)
@@ -565,11 +598,13 @@ class _Builder:
 
     def _check_shape(self, n, value, real, where) -> None:
         tm = real.get(n.name)
-        if tm is None or not isinstance(value, TV) or not hasattr(tm, "shape"):
+        if tm is None or not isinstance(value, TV):
             return
-        values = {**self.values, **self.sym_values, BATCH: BATCH_TRACE}
+        theirs = list(tm.shape) if hasattr(tm, "shape") else (list(tm) if isinstance(tm, tuple) else None)
+        if theirs is None:
+            return
+        values = {**self.values, **self.sym_values, BATCH: self.batch_trace}
         mine = [sympy.sympify(d, strict=True).xreplace(values) for d in value.shape]
-        theirs = list(tm.shape)
         if len(mine) != len(theirs) or any(m != t for m, t in zip(mine, theirs)):
             raise ShapeError(
                 f"the symbolic shape {_fmt(value.shape)} gives {mine} at the traced sizes, but PyTorch "
@@ -583,6 +618,7 @@ class _Builder:
             if n.op == "call_module" and not isinstance(self.module.get_submodule(n.target), _leaf_types(self.torch)):
                 raise _Unsupported(f"no symcost kind for nn.{type(self.module.get_submodule(n.target)).__name__}")
             raise _Downstream()
+        self.current_origin = None
         if n.op == "call_module":
             mod = self.module.get_submodule(n.target)
             from ._torch_map import call_module
@@ -593,7 +629,9 @@ class _Builder:
         from ._torch_map import call_function, call_method
 
         if n.op == "call_method":
+            self.current_origin = f"Tensor.{n.target}"
             return call_method(self, n.target, where, args, kwargs)
+        self.current_origin = _function_name(self.torch, n.target)
         return call_function(self, n.target, where, args, kwargs)
 
     def _get_attr(self, target: str) -> Any:
@@ -613,6 +651,20 @@ class _Poison:
 
     def __init__(self, where):
         self.where = where
+
+
+def _function_name(torch, fn) -> str:
+    """``F.relu``, ``torch.matmul``, ``operator.add``: how the user called it."""
+    import operator
+
+    name = getattr(fn, "__name__", repr(fn))
+    if getattr(torch.nn.functional, name, None) is fn:
+        return f"F.{name}"
+    if getattr(torch, name, None) is fn:
+        return f"torch.{name}"
+    if getattr(operator, name, None) is fn:
+        return f"operator.{name}"
+    return name
 
 
 def _fmt(shape) -> str:

@@ -216,3 +216,67 @@ def test_import_symcost_does_not_import_torch():
 
 def test_top_level_export():
     assert symcost.from_torch is from_torch
+
+
+class Branchy(nn.Module):
+    """fx cannot trace a branch on a size; the hook walk on the meta device can."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 16)
+        self.out = nn.Linear(16, 3)
+        self.scale = nn.Parameter(torch.ones(16))
+
+    def forward(self, x):
+        h = self.fc(x)
+        if x.size(1) > 4:
+            h = F.relu(h) * self.scale
+        h = h.view(x.size(0), x.size(1), 4, 4).flatten(2)
+        return self.out(h).softmax(-1)
+
+
+def test_hook_walk_when_fx_cannot_trace():
+    t = from_torch(Branchy(), ("T", 8))
+    assert t.method == "hooks" and "hook walk" in t.notes[0]
+    r = t.cost()
+    assert r.params == sum(p.numel() for p in Branchy().parameters())
+    T = symcost.symbol("T")
+    assert sympy.expand(r.macs - T * (8 * 16 + 16 * 3)) == 0
+    for n in (6, 11):  # the branch taken at the trace size (T > 4)
+        plain = from_torch(Branchy(), (n, 8)).cost()
+        assert r.subs(T=n).flops == plain.flops and plain.macs * BATCH == meta_macs(Branchy(), (n, 8), 0,
+                                                                                       torch.float32)
+
+
+def test_hook_walk_refuses_a_literal_read_as_a_named_size():
+    class Literal(nn.Module):
+        def forward(self, x):
+            if x.size(1) > 1:  # fx cannot trace this
+                x = x * 2
+            return x.view(x.size(0), -1, 4).softmax(-1)  # the literal 4 equals T's trace value
+
+    with pytest.raises(SymcostError, match="does not hold"):
+        from_torch(Literal(), ("T", 8), sizes={"T": 4})
+    T = symcost.symbol("T")
+    r = from_torch(Literal(), ("T", 8), sizes={"T": 5}).cost()  # no coincidence: right
+    assert r.subs(T=7).flops == from_torch(Literal(), (7, 8)).cost().flops
+
+
+def test_cli_torch_and_convention(capsys):
+    from symcost.cli import main
+
+    assert main(["cost", "--torch", "models_torch:LSTMLanguageModel", "--input", "T=12", "--format", "json"]) == 0
+    import json
+
+    out = json.loads(capsys.readouterr().out)
+    assert out["params"] == sum(p.numel() for p in SUITE["lstm_lm"][0]().parameters())
+    assert "T" in out["macs"]
+    assert main(["cost", "--torch", "models_torch:LeNet5", "--input", "1,32,32", "--convention", "torch",
+                 "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["total"] == meta_macs(SUITE["lenet5"][0](), (1, 32, 32), 0, torch.float32) * 2 // BATCH
+    assert main(["cost", "--torch", "models_torch:LeNet5"]) == 2
+    assert "--input" in capsys.readouterr().err
+    assert main(["cost", "--torch", "models_torch:Nope", "--input", "3"]) == 2
+    assert main(["cost", "lenet5", "--torch", "models_torch:LeNet5", "--input", "1,32,32"]) == 2
+    assert main(["cost", "--torch", "models_torch:LeNet5", "--input", "1;32"]) == 2

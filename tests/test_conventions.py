@@ -1,0 +1,206 @@
+"""Conventions by name: each installed peer's own number, reproduced from symcost's layer costs.
+
+The peers (fvcore, ptflops, thop, torchinfo) are the optional `peers` extra; a test that
+needs one is skipped, with the reason, when it is absent.  FlopCounterMode comes with torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import warnings
+
+import pytest
+import sympy
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+import symcost  # noqa: E402
+from models_torch import SUITE, GPT, LeNet5, LSTMLanguageModel, ResNetish, TransformerEncoderNet, VGGish  # noqa: E402
+from symcost import conventions  # noqa: E402
+from symcost.errors import SymcostError  # noqa: E402
+from symcost.torch_bridge import from_torch  # noqa: E402
+
+
+class MHA(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(32, 4, batch_first=True)
+
+    def forward(self, x):
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+class LSTMNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(20, 30, num_layers=2, batch_first=True)
+
+    def forward(self, x):
+        return self.lstm(x)[0]
+
+
+class GroupedStridedConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 16, 3, stride=2, padding=1, groups=4)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1)
+
+    def forward(self, x):
+        return self.up(x)
+
+
+#: the issue's four (LeNet-5, an LSTM, multi-head attention, a grouped strided conv) and more
+CASES = {
+    "lenet5": (LeNet5, (1, 32, 32), torch.float32),
+    "lstm": (LSTMNet, (7, 20), torch.float32),
+    "mha": (MHA, (9, 32), torch.float32),
+    "grouped_conv": (GroupedStridedConv, (8, 15, 13), torch.float32),
+    "conv_transpose": (Upsample, (16, 6, 5), torch.float32),
+    "vgg": (VGGish, (3, 16, 16), torch.float32),
+    "resnet": (ResNetish, (3, 16, 16), torch.float32),
+    "transformer": (TransformerEncoderNet, (6, 24), torch.float32),
+    "gpt": (GPT, (8,), torch.long),
+    "lstm_lm": (LSTMLanguageModel, (6,), torch.long),
+}
+
+
+def _quiet(fn):
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            return fn()
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def run_fvcore(m, x):
+    fvcore_nn = pytest.importorskip("fvcore.nn", reason="fvcore is not installed (pip install '.[peers]')")
+
+    def go():
+        fa = fvcore_nn.FlopCountAnalysis(m, (x,))
+        fa.unsupported_ops_warnings(False)
+        fa.uncalled_modules_warnings(False)
+        return fa.total()
+    return _quiet(go)
+
+
+def run_ptflops(m, x):
+    ptflops = pytest.importorskip("ptflops", reason="ptflops is not installed (pip install '.[peers]')")
+    return _quiet(lambda: ptflops.get_model_complexity_info(
+        m, tuple(x.shape[1:]), as_strings=False, print_per_layer_stat=False,
+        input_constructor=lambda _: x, backend="pytorch")[0])
+
+
+def run_thop(m, x):
+    thop = pytest.importorskip("thop", reason="thop is not installed (pip install '.[peers]')")
+    return int(_quiet(lambda: thop.profile(copy.deepcopy(m), inputs=(x,), verbose=False)[0]))
+
+
+def run_torchinfo(m, x):
+    torchinfo = pytest.importorskip("torchinfo", reason="torchinfo is not installed (pip install '.[peers]')")
+    return _quiet(lambda: torchinfo.summary(m, input_data=[x], verbose=0).total_mult_adds)
+
+
+PEERS = {"fvcore": run_fvcore, "ptflops": run_ptflops, "thop": run_thop, "torchinfo": run_torchinfo}
+
+
+@pytest.mark.parametrize("peer", sorted(PEERS))
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_each_installed_peer_is_reproduced(peer, case):
+    factory, shape, dtype = CASES[case]
+    torch.manual_seed(0)
+    m = factory().eval()
+    x = torch.zeros((1,) + shape, dtype=dtype)
+    theirs = PEERS[peer](m, x)
+    report = from_torch(m, shape, input_dtype=dtype).cost()
+    assert conventions.count(report, peer).total == int(theirs)
+
+
+def test_ptflops_divides_a_time_major_model_by_T():
+    """ptflops' batch counter is len(input) = the input's first dim: T for a time-major RNN."""
+    gru = nn.GRU(6, 10)
+    T = 9
+    theirs = run_ptflops(gru, torch.zeros(T, 1, 6))
+    r = from_torch(gru, ("T", 6), batch_dim=1).cost()
+    per_sample = conventions.count(r, "ptflops").total
+    assert sympy.expand(per_sample.subs(symcost.symbol("T"), T) / T - theirs) == 0
+
+
+@pytest.mark.parametrize("name", sorted(SUITE))
+def test_torch_convention_is_flopcountermode_on_meta(name):
+    factory, shape, sizes, batch_dim, dtype = SUITE[name]
+    m = factory().eval()
+    concrete = tuple(sizes[0].get(d, d) if isinstance(d, str) else d for d in shape)
+    full = list(concrete[:batch_dim]) + [1] + list(concrete[batch_dim:])
+    meta = copy.deepcopy(m).to("meta")
+    with FlopCounterMode(display=False) as counter:
+        meta(torch.zeros(full, dtype=dtype, device="meta"))
+    r = from_torch(m, concrete, batch_dim=batch_dim).cost()
+    assert conventions.count(r, "torch").total == counter.get_total_flops()
+
+
+def test_torch_cpu_convention_has_flopcountermodes_lstm_zero():
+    m = LSTMNet().eval()
+    with FlopCounterMode(display=False) as counter:
+        m(torch.zeros(1, 7, 20))
+    r = from_torch(m, (7, 20)).cost()
+    assert conventions.count(r, "torch_cpu").total == counter.get_total_flops() == 0
+    assert conventions.count(r, "torch").total == 2 * r.macs > 0
+
+
+def test_conventions_are_symbolic_and_substitute_to_the_concrete_count():
+    for name in ("transformer", "lstm_lm", "gpt"):
+        factory, shape, sizes, bd, _ = SUITE[name]
+        m = factory().eval()
+        sym = from_torch(m, shape, batch_dim=bd).cost()
+        for conv in conventions.CONVENTIONS:
+            formula = conventions.count(sym, conv).total
+            for s in sizes:
+                concrete = tuple(s.get(d, d) if isinstance(d, str) else d for d in shape)
+                want = conventions.count(from_torch(m, concrete, batch_dim=bd).cost(), conv).total
+                assert sympy.expand(sympy.sympify(formula).subs(symcost.symbol("T"), s["T"]) - want) == 0, conv
+
+
+def test_exact_symcost_and_macs_are_the_contract():
+    r = symcost.load("lenet5").cost()
+    assert conventions.count(r, "exact").total == r.flops == conventions.count(r, "symcost").total
+    assert conventions.count(r, "macs").total == r.macs
+    rb = symcost.load("lenet5").cost(batch=4)
+    assert conventions.count(rb, "torch").total == 4 * conventions.count(r, "torch").total
+
+
+def test_a_spec_model_counts_its_layers_as_the_nn_modules():
+    r = symcost.load("lenet5").cost()  # relu layers from a spec count as nn.ReLU
+    ptf = conventions.count(r, "ptflops").total
+    relus = [row for row in r.rows if row.op == "relu"]
+    assert ptf > r.macs and len(relus) == 4
+
+
+def test_unknown_convention_names_the_known_ones():
+    r = symcost.load("lenet5").cost()
+    with pytest.raises(SymcostError, match="did you mean 'fvcore'"):
+        conventions.count(r, "fvcor")
+
+
+def test_per_layer_rows_sum_to_the_total():
+    r = from_torch(ResNetish(), (3, 16, 16)).cost()
+    for name in conventions.CONVENTIONS:
+        c = conventions.count(r, name)
+        assert sum(v for _, _, v in c.rows) == c.total
