@@ -65,7 +65,7 @@ class _Loader(yaml.SafeLoader):
     def construct_scalar(self, node):
         if isinstance(node.value, str) and len(node.value) > MAX_SCALAR:
             raise SpecError(f"line {node.start_mark.line + 1}: a value longer than {MAX_SCALAR:,} characters")
-        return super().construct_scalar(node)
+        return yaml.constructor.SafeConstructor.construct_scalar(self, node)  # (shared with _FastLoader)
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -78,7 +78,7 @@ class _Loader(yaml.SafeLoader):
             if hashable:
                 raise SpecError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        return yaml.constructor.SafeConstructor.construct_mapping(self, node, deep=deep)
 
 
 def _construct_int(loader: _Loader, node) -> int:
@@ -95,10 +95,64 @@ def _construct_int(loader: _Loader, node) -> int:
 
 _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
+_SLOW = object()
+_FastLoader = None
+if hasattr(yaml, "CSafeLoader"):  # libyaml is there: parse and compose in C (5x faster on large specs)
+
+    class _FastLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
+        """libyaml's parser and composer with _Loader's constructor checks (scalar length,
+        duplicate keys, integer size); its alias and depth limits are checked on libyaml's
+        events by :func:`_within_limits` before anything is composed."""
+
+        construct_scalar = _Loader.construct_scalar
+        construct_mapping = _Loader.construct_mapping
+
+    _FastLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+def _within_limits(text: str) -> bool:
+    """Whether a document is well inside _Loader's limits on aliases and nesting depth, from
+    libyaml's event stream (iterative: deep nesting would overflow the C composer's stack, so
+    it is refused here, after at most MAX_DEPTH // 2 events, before anything is composed)."""
+    depth = aliases = 0
+    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH // 2:
+                return False
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES // 2:
+                return False
+    return True
+
+
+def _parse_fast(text: str) -> Any:
+    """The document through libyaml, or _SLOW: whenever anything is unusual (an error, many
+    aliases, deep nesting) _Loader reads it again and decides, with its own messages."""
+    if _FastLoader is None:
+        return _SLOW
+    try:
+        if not _within_limits(text):
+            return _SLOW
+        loader = _FastLoader(text)
+        try:
+            node = loader.get_single_node()
+            return None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except Exception:  # noqa: BLE001 - the slow path gives the canonical error
+        return _SLOW
+
 
 def parse_yaml(text: str) -> Any:
     if len(text.encode("utf-8", "replace")) > MAX_FILE_BYTES:
         raise SpecError(f"spec larger than {MAX_FILE_BYTES:,} bytes")
+    fast = _parse_fast(text)
+    if fast is not _SLOW:
+        return fast
     try:
         return yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader subclass
     except SymcostError:

@@ -5,7 +5,7 @@
 - the memoised tidy / text == computing them afresh;
 - the linear-time max of step counts == the maximum of the values at sampled points;
 - a sweep (lambdified, int64 or Python ints) == substituting each point into the report;
-- ``import symcost`` imports none of jinja2, matplotlib, torch, tqdm.
+- ``import symcost`` imports none of jinja2, matplotlib, torch, tqdm, numpy.
 """
 
 import random
@@ -183,7 +183,34 @@ def test_sweep_beyond_int64_is_exact():
 
 
 def test_import_symcost_is_lazy():
-    code = ("import sys, symcost; heavy = [m for m in ('jinja2', 'matplotlib', 'torch', 'tqdm') "
+    code = ("import sys, symcost; heavy = [m for m in ('jinja2', 'matplotlib', 'torch', 'tqdm', 'numpy') "
             "if m in sys.modules]; print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"import symcost imported {out.stdout.strip()}"
+
+
+def test_libyaml_reading_equals_the_checked_python_loader():
+    """Specs read through libyaml (the fast path) equal the pure-Python checked loader's
+    reading; anything unusual takes the checked loader and its errors."""
+    import yaml
+
+    from symcost.spec import ZOO, _SLOW, _Loader, _parse_fast, parse_yaml
+
+    if not hasattr(yaml, "CSafeLoader"):
+        pytest.skip("PyYAML without libyaml")
+    texts = [p.read_text(encoding="utf-8") for p in sorted(ZOO.glob("*.yaml"))]
+    texts.append(gpt3.dump(gpt3.unrolled_spec(2, "primitives")))
+    texts.append("a: &x [1, 2]\nb: *x\nc: {d: 0x1F, e: 1_000, f: true, g: ~, h: '3'}\n")
+    for text in texts:
+        fast = _parse_fast(text)
+        assert fast is not _SLOW
+        assert fast == yaml.load(text, Loader=_Loader)
+    for hostile in ["a: 1\na: 2\n", "[" * 200 + "]" * 200, "a: [1\n", "x: " + "9" * 400, "--- 1\n--- 2\n",
+                    "a: &a [1]\n" + "".join(f"b{i}: *a\n" for i in range(120))]:
+        assert _parse_fast(hostile) is _SLOW
+        with pytest.raises(symcost.SymcostError):
+            parse_yaml(hostile)
+    # within the checked loader's limits but not well inside them: it reads them itself
+    for unusual in ["[" * 80 + "]" * 80, "a: &a [1]\n" + "".join(f"b{i}: *a\n" for i in range(60))]:
+        assert _parse_fast(unusual) is _SLOW
+        assert parse_yaml(unusual) == yaml.load(unusual, Loader=_Loader)

@@ -330,14 +330,24 @@ def machine() -> str:
         tv = "not installed"
     return (f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'}), "
             f"{cpu}; {platform.system()} {platform.release()}; Python {platform.python_version()}; "
-            f"sympy {sympy.__version__}, networkx {networkx.__version__}, numpy {numpy.__version__}, torch {tv}")
+            f"sympy {sympy.__version__}, networkx {networkx.__version__}, numpy {numpy.__version__}, torch {tv}; "
+            f"load average {load()}")
 
 
-def write_doc(table: Table, notes: list[str], quick: bool) -> None:
+def load() -> str:
+    """The 1-minute load average: other work on the machine slows every figure alike."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"
+
+
+def write_doc(table: Table, notes: list[str], quick: bool, info: str) -> None:
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     block = "\n".join([
         START,
-        f"Measured {when} with `python tests/benchmarks/run.py{' --quick' if quick else ''}` on: {machine()}.",
+        f"Measured {when} with `python tests/benchmarks/run.py{' --quick' if quick else ''}` on: {info} "
+        f"(at the end of the run: {load()}).",
         "",
         table.markdown(),
         "",
@@ -362,7 +372,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="derive,growth,sweep,startup", help="comma-separated subset")
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
-    print(machine())
+    info = machine()
+    print(info)
     table, notes = Table(), []
     if "derive" in only:
         bench_derive(table, notes, args.quick)
@@ -373,7 +384,7 @@ def main(argv=None) -> int:
     if "startup" in only:
         bench_startup(table, notes, args.quick)
     if not args.no_write and only == {"derive", "growth", "sweep", "startup"}:
-        write_doc(table, notes, args.quick)
+        write_doc(table, notes, args.quick, info)
     missed = [r[0] for r in table.rows if not r[6]]
     print("all targets met" if not missed else "missed: " + "; ".join(missed))
     return 0
