@@ -94,6 +94,9 @@ def environment(template_dir: str | None = None):
     env.filters["num"] = number
     env.filters["shape"] = shape_text
     env.filters["shape_tex"] = lambda s: r" \times ".join(latex(d) for d in s) if s else "1"
+    from . import mathprint  # derivations: formulas as written, MathML, mixed text-and-math sentences
+
+    env.filters.update(mathprint.FILTERS)
     return env
 
 

@@ -1,0 +1,150 @@
+"""Rendered derivations: the golden files in derivations/, the .tex through pdflatex, the HTML in a real
+headless Chromium.  pdflatex and chromium are optional (Debian: texlive-latex-base,
+texlive-latex-recommended, chromium); their tests skip with the reason when they are missing."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import pytest
+
+import symcost
+from symcost.derivation import derive, render
+from symcost.tools import regen_derivations as regen
+
+LENET = dict(dtype="fp32", speed="1GFLOPS")
+
+
+# ---------------------------------------------------------------------------
+# Golden files
+# ---------------------------------------------------------------------------
+
+
+def test_derivations_directory_is_up_to_date():
+    stale = regen.stale()
+    assert not stale, (
+        f"derivations/ is out of date ({', '.join(stale)}); regenerate it with `{regen.COMMAND}` "
+        "and commit the result"
+    )
+
+
+def test_derivations_directory_has_the_issue_models():
+    names = {stem for stem, _, _ in regen.available()}
+    assert {"lenet5", "perceptron", "mnist_mlp", "dnn_autoencoder", "cnn_autoencoder"} <= names
+    for stem in names:
+        for ext in regen.FORMATS:
+            assert (regen.DEFAULT_DIR / f"{stem}.{ext}").exists(), f"run `{regen.COMMAND}`"
+
+
+# ---------------------------------------------------------------------------
+# Markdown
+# ---------------------------------------------------------------------------
+
+
+def test_markdown_math_is_balanced_and_printed_by_sympy():
+    text = render(derive(symcost.load("lenet5"), **LENET), "markdown")
+    assert text.count("$$") % 2 == 0
+    for line in text.splitlines():
+        if not line.startswith("$$"):
+            assert line.count("$") % 2 == 0, line          # inline math closes on its line
+    assert "None" not in text and "Dims" not in text and "Symbol(" not in text
+    assert r"6 \cdot 28 \cdot 28 \cdot 2 \cdot 1 \cdot 5 \cdot 5" in text
+    assert "235{,}200" in text and "61{,}706" in text
+
+
+# ---------------------------------------------------------------------------
+# LaTeX through pdflatex
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None,
+                    reason="pdflatex is not installed (Debian: apt-get install texlive-latex-base "
+                           "texlive-latex-recommended)")
+@pytest.mark.parametrize("name, options", [("lenet5", LENET), ("lstm", {}), ("perceptron", {"symbolic": True})])
+def test_latex_document_compiles(tmp_path, name, options):
+    tex = render(derive(symcost.load(name), **options), "latex", command=f"symcost derive {name}")
+    (tmp_path / "d.tex").write_text(tex, encoding="utf-8")
+    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "d.tex"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert (tmp_path / "d.pdf").stat().st_size > 10_000
+    log = (tmp_path / "d.log").read_text(encoding="utf-8", errors="replace")
+    assert "Missing character" not in log
+
+
+# ---------------------------------------------------------------------------
+# HTML in a real browser
+# ---------------------------------------------------------------------------
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _headless(tmp_path, *args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
+         f"--user-data-dir={tmp_path / 'profile'}", *args],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+class _Visible(HTMLParser):
+    """Text a reader sees outside <math> (and outside <style>/<head>), and the count of MathML elements."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack: list[str] = []
+        self.text: list[str] = []
+        self.math = self.mfrac = self.msub = 0
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        self.math += tag == "math"
+        self.mfrac += tag == "mfrac"
+        self.msub += tag == "msub"
+        if tag not in ("meta", "br", "link", "img"):
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        while self.stack and self.stack.pop() != tag:
+            pass
+
+    def handle_data(self, data):
+        if not any(t in ("math", "style", "head", "title", "script") for t in self.stack):
+            self.text.append(data)
+
+
+def test_html_is_self_contained():
+    html = render(derive(symcost.load("lenet5"), **LENET), "html")
+    assert "<script" not in html.lower() and "<link" not in html.lower() and "@import" not in html
+    urls = set(re.findall(r"(?:https?:)?//[\w.-]+[^\s\"'<>]*", html))
+    assert urls <= {"http://www.w3.org/1998/Math/MathML"}, urls
+    assert "$" not in html and "\\frac" not in html and "\\cdot" not in html
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no headless Chromium (Debian: apt-get install chromium)")
+def test_html_math_renders_in_chromium(tmp_path):
+    page = tmp_path / "lenet5.html"
+    page.write_text(render(derive(symcost.load("lenet5"), **LENET), "html"), encoding="utf-8")
+    run = _headless(tmp_path, "--dump-dom", page.as_uri())
+    assert run.returncode == 0, run.stderr[-2000:]
+    dom = _Visible()
+    dom.feed(run.stdout)
+    # the browser built MathML elements (not text): fractions of the output-size formula, subscripts
+    assert dom.math > 100 and dom.mfrac >= 4 and dom.msub > 50
+    visible = " ".join(dom.text)
+    for source in ("$", "\\frac", "\\cdot", "\\left", "\\mathrm", "&#", "<math", "<mi>"):
+        assert source not in visible, source
+    assert "235,200" not in visible  # numbers of the formulas live inside MathML ...
+    shot = tmp_path / "shot.png"  # ... and the page paints
+    run = _headless(tmp_path, "--window-size=1000,1400", f"--screenshot={shot}", page.as_uri())
+    assert run.returncode == 0 and shot.stat().st_size > 20_000
