@@ -17,7 +17,9 @@ name            unit   what it counts
 ``macs``        MAC    ``macs``: multiply-accumulates of linear algebra, biases excluded
 ``torch``       FLOP   torch.utils.flop_counter.FlopCounterMode: 2·MAC of mm/bmm/addmm/conv/
                        attention (and RNNs, which it sees decomposed on meta/GPU); 0 for the rest
-``torch_cpu``   FLOP   the same on the CPU, where nn.LSTM runs a fused kernel it cannot see: 0
+``torch_cpu``   FLOP   the same on the CPU (autograd on), where nn.LSTM and the attention core run
+                       fused kernels it cannot see: 0 (in eval under no_grad, nn.MultiheadAttention
+                       and nn.TransformerEncoderLayer take a fast path it cannot see at all)
 ``fvcore``      MAC    fvcore FlopCountAnalysis ("flops" that are MACs)
 ``ptflops``     MAC    ptflops get_model_complexity_info, pytorch backend (its "MACs")
 ``thop``        MAC    thop.profile ("MACs")
@@ -127,8 +129,12 @@ def _torch(x: Layer):
 
 
 def _torch_cpu(x: Layer):
-    if x.op == "lstm":
-        return ZERO  # aten::lstm's CPU kernel is not decomposed: no formula fires
+    """FlopCounterMode on the CPU with autograd on (measured, torch 2.13): the fused CPU kernels
+    of aten::lstm and of scaled_dot_product_attention have no flop formula."""
+    if x.op in ("lstm", "scaled_dot_product_attention"):
+        return ZERO
+    if x.op == "multihead_attention":
+        return 2 * _mha_projection_macs(x)  # need_weights=False: the core runs in the CPU sdpa kernel
     return _torch(x)
 
 

@@ -314,8 +314,10 @@ def _is_torch_leaf(m) -> bool:
 class _Builder:
     def __init__(self, module, title, shapes, values, symbolic, batch_dim, input_dtype):
         self.torch = _torch()
+        self.strip = ""
         if isinstance(module, _leaf_types(self.torch)) or _is_torch_leaf(module):
             module = _wrap(self.torch, module)  # fx traces the root's forward: make the layer a child
+            self.strip = type(module.get_submodule(next(iter(module._modules)))).__name__.lower() + "."
         self.module = module
         self.title = title
         self.shapes = shapes
@@ -345,7 +347,7 @@ class _Builder:
         self.by_path, self.by_arg, self.by_value = {}, {}, {}
         argnames = {"out_features", "out_channels", "hidden_size", "num_layers", "embedding_dim",
                     "num_embeddings", "num_heads", "kernel_size", "stride", "padding", "dilation",
-                    "groups", "output_padding", "dim_feedforward", "nhead", "proj_size"}
+                    "groups", "output_padding"}
         for key, target in self.symbolic.items():
             s = symbol(target) if isinstance(target, str) else None
             if s is None:
@@ -394,11 +396,14 @@ class _Builder:
                               f"but {path}.{arg} is {value}")
         self.sym_values[s] = sympy.Integer(value)
         self.used_keys.add(key)
-        self.mapping.setdefault(s.name, []).append(f"{path}.{arg}")
+        shown = path[len(self.strip):] if self.strip and path.startswith(self.strip) else path
+        self.mapping.setdefault(s.name, []).append(f"{shown}.{arg}")
         return s
 
     # -- nodes -------------------------------------------------------------------
     def fresh(self, base: str) -> str:
+        if self.strip and base.startswith(self.strip):  # a wrapped root layer: its parts keep their own paths
+            base = base[len(self.strip):]
         base = base or "op"
         n = self.calls.get(base, 0) + 1
         self.calls[base] = n

@@ -165,6 +165,16 @@ def test_torch_cpu_convention_has_flopcountermodes_lstm_zero():
     assert conventions.count(r, "torch").total == 2 * r.macs > 0
 
 
+@pytest.mark.parametrize("case", ["mha", "transformer", "gpt", "lstm", "lenet5"])
+def test_torch_cpu_convention_is_flopcountermode_on_the_cpu(case):
+    factory, shape, dtype = CASES[case]
+    m = factory().eval()
+    with FlopCounterMode(display=False) as counter:  # autograd on: no fused fast path
+        m(torch.zeros((1,) + shape, dtype=dtype))
+    r = from_torch(m, shape, input_dtype=dtype).cost()
+    assert conventions.count(r, "torch_cpu").total == counter.get_total_flops()
+
+
 def test_conventions_are_symbolic_and_substitute_to_the_concrete_count():
     for name in ("transformer", "lstm_lm", "gpt"):
         factory, shape, sizes, bd, _ = SUITE[name]
