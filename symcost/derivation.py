@@ -38,7 +38,7 @@ from .cost import OP_KINDS, Cost, tidy
 from .errors import SymcostError
 from .sizes import symbol
 from .layers.base import Args, numel
-from .render.mathprint import arrange
+from .render.mathprint import _same_terms, arrange
 
 __all__ = ["Derivation", "LayerDerivation", "Step", "SpeedError", "derive", "parse_speed", "render"]
 
@@ -210,6 +210,11 @@ class Derivation:
                 yield layer
                 yield from walk(layer.children)
         return list(walk(self.layers))
+
+    @property
+    def summary(self) -> list[Step]:
+        """The totals whose value is a number (the at-a-glance figures of a page)."""
+        return [s for s in self.totals if s.value is not None and not s.value.free_symbols]
 
     def total(self, key: str) -> Step:
         for s in self.totals:
@@ -783,6 +788,9 @@ class _Ctx:
                     Dims(*self.shape)]
         if self.family == "conv" and "K" in self.q:
             sentence += ["; one channel per kernel (", notation("K"), " kernels)"]
+        if sympy.expand(act - numel(self.shape)) != 0:
+            sentence += ["; the layer keeps more than its output (its states and intermediate results), "
+                         "and all of it counts"]
         sentence.append(":")
         return [self.step("activations", sentence, Size(z), self.cgen.activations, _value(act))]
 
@@ -911,8 +919,10 @@ class _Ctx:
                 out.append(self.step("fma", ("Operations of the layer, pipelined (with fused multiply-adds):",),
                                      fma_sym, cgen.fma_ops, _value(cost.fma_ops)))
         if not _is_zero(cost.macs) or (self.b.symbolic and not _is_zero(cgen.macs)):
-            out.append(self.step("macs", self.mac_sentence(), _sym("MACs"), self.macs_general(nodes),
-                                 _value(cost.macs)))
+            general = self.macs_general(nodes)
+            out.append(self.step("macs", self.mac_sentence(factored=isinstance(general, sympy.Mul)
+                                                          and not _same_terms(general)),
+                                 _sym("MACs"), general, _value(cost.macs)))
         return out
 
     def _fma_words(self, bias) -> tuple:
@@ -924,7 +934,7 @@ class _Ctx:
             return _times(nodes, tidy(sympy.cancel(macs / nodes)))
         return macs
 
-    def mac_sentence(self) -> tuple:
+    def mac_sentence(self, factored: bool) -> tuple:
         if self.family == "recurrent":
             return ("Multiply-accumulates: at each of the ", notation("T"), " steps, every gate unit takes a dot "
                     "product with the input (", notation("I"), " terms) and with the previous hidden state (",
@@ -932,7 +942,9 @@ class _Ctx:
         if self.family == "attention":
             return ("Multiply-accumulates: the projections, then for every (query, key) pair a dot product of the "
                     "features for the scores and again for the weighted sum of the values -- the slides' D×N×M:",)
-        return ("Multiply-accumulates (one per product, biases excluded): # output nodes × products per node:",)
+        if factored:
+            return ("Multiply-accumulates (one per product, biases excluded): # output nodes × products per node:",)
+        return ("Multiply-accumulates (one per product, biases excluded):",)
 
 
 def _clean(expr) -> bool:

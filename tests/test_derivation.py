@@ -8,6 +8,7 @@ built-in model: each step's formula with its sizes put in is its value, and laye
 
 from __future__ import annotations
 
+import functools
 import random
 
 import pytest
@@ -180,6 +181,11 @@ def test_dilated_conv_output_size_matches_pytorch():
 # ---------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=None)
+def _derived(name: str) -> Derivation:
+    return derive(symcost.load(name), speed="1GFLOPS")
+
+
 def _all_steps(d: Derivation):
     for s in d.inputs:
         yield "input", s
@@ -192,7 +198,7 @@ def _all_steps(d: Derivation):
 
 @pytest.mark.parametrize("name", builtin_names())
 def test_every_step_substituted_is_its_value(name):
-    d = derive(symcost.load(name), speed="1GFLOPS")
+    d = _derived(name)
     checked = 0
     for where, s in _all_steps(d):
         if s.value is None:
@@ -210,7 +216,7 @@ def test_every_step_substituted_is_its_value(name):
 @pytest.mark.parametrize("name", builtin_names())
 def test_layers_add_up_to_the_totals_and_to_the_report(name):
     model = symcost.load(name)
-    d = derive(model)
+    d = _derived(name)
     report = model.cost(batch=1)
     layers = d.layers
     for key, field in (("params", "params"), ("activations", "activations"), ("ops", "flops"),

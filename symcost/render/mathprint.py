@@ -67,11 +67,13 @@ RANK = ("K", "C", "G", "T", "M_1", "N_1", "L_1", "M", "N", "L", "I", "W", "H", "
 
 
 def _term_key(term):
+    if not term.free_symbols:  # numbers written out: keep their order (the sort is stable), plain numbers last
+        return (bool(term.is_Number), 1)
     ranks = [RANK.index(s.name) if s.name in RANK else len(RANK) for s in term.free_symbols
              if isinstance(s, sympy.Symbol)]
     names = sorted(s.name for s in term.free_symbols if isinstance(s, sympy.Symbol))
     degree = sympy.Poly(term).total_degree() if term.is_polynomial() and term.free_symbols else 0
-    return (bool(term.is_Number), not term.free_symbols, isinstance(term, sympy.Add),
+    return (False, 0, isinstance(term, sympy.Add),
             min(ranks) if ranks else len(RANK), -degree, names, sympy.default_sort_key(term))
 
 
