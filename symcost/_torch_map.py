@@ -187,8 +187,7 @@ def _recurrent(b, mod, path, node_id, args, s):
     if x.bpos != want:
         raise _Unsupported(f"{type(mod).__name__}(batch_first={mod.batch_first}) reads the batch at dim {want}, "
                            f"but the data's batch is at dim {x.bpos}; pass batch_dim={want}")
-    op = {nn.RNN: "rnn", nn.LSTM: "lstm", nn.GRU: "gru"}[type(mod)] if type(mod) in (nn.RNN, nn.LSTM, nn.GRU) \
-        else ("lstm" if isinstance(mod, nn.LSTM) else "gru" if isinstance(mod, nn.GRU) else "rnn")
+    op = "lstm" if isinstance(mod, nn.LSTM) else "gru" if isinstance(mod, nn.GRU) else "rnn"
     extra = {"nonlinearity": mod.nonlinearity} if op == "rnn" else {}
     out = b.add(op, [x], node_id, hidden_size=s("hidden_size"), num_layers=s("num_layers"),
                 bias=mod.bias, bidirectional=mod.bidirectional, **extra)

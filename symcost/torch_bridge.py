@@ -466,7 +466,14 @@ class _Builder:
     def view(self, t: TV, batched: tuple, node_id: str) -> TV:
         """A free view of ``t`` with the batched shape ``batched``."""
         if t.bpos is None:
-            return TV(tuple(batched), None, None)
+            hits = [i for i, d in enumerate(batched) if d == BATCH]
+            if len(hits) != 1:
+                return TV(tuple(batched), None, None)
+            # a constant expanded over the batch (a learned query): the same tensor for every sample
+            src = self.node_of(t)
+            out = TV(tuple(batched), None, hits[0])
+            out.node = self.model.add("view", src, id=node_id, shape=list(out.per_sample))
+            return out
         hits = [i for i, d in enumerate(batched) if d == BATCH]
         mixed = [d for d in batched if d != BATCH and BATCH in sympy.sympify(d, strict=True).free_symbols]
         if len(hits) != 1 or mixed:

@@ -18,7 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import symcost  # noqa: E402
 from models_torch import SUITE  # noqa: E402
-from symcost.errors import ShapeError, SymbolError, SymcostError  # noqa: E402
+from symcost.errors import SymbolError, SymcostError  # noqa: E402
 from symcost.torch_bridge import UnsupportedError, from_torch  # noqa: E402
 
 BATCH = 2
@@ -292,3 +292,59 @@ def test_cli_torch_and_convention(capsys):
     assert main(["cost", "--torch", "models_torch:Nope", "--input", "3"]) == 2
     assert main(["cost", "lenet5", "--torch", "models_torch:LeNet5", "--input", "1,32,32"]) == 2
     assert main(["cost", "--torch", "models_torch:LeNet5", "--input", "1;32"]) == 2
+
+
+# -- more mappings: cross-attention with a learned query expanded over the batch (time-major),
+#    a bidirectional LSTM whose final state is read, Conv1d/BatchNorm1d/AvgPool1d with a
+#    permuted matmul, F.scaled_dot_product_attention with a sliced mask buffer
+
+class CrossAttentionPool(nn.Module):
+    def __init__(s):
+        super().__init__(); s.mem = nn.Linear(6, 16); s.att = nn.MultiheadAttention(16, 2, kdim=16, vdim=16); s.q = nn.Parameter(torch.zeros(4, 1, 16))
+    def forward(s, x):  # time-major [T, B, 6]
+        m = s.mem(x)
+        q = s.q.expand(-1, x.size(1), -1)
+        out, w = s.att(q, m, m, need_weights=False)
+        return out.transpose(0, 1).flatten(1)
+class BiLSTM(nn.Module):
+    def __init__(s):
+        super().__init__(); s.l = nn.LSTM(5, 7, num_layers=2, bidirectional=True, batch_first=True); s.fc = nn.Linear(14 + 7, 3)
+    def forward(s, x):
+        o, (h, c) = s.l(x)
+        feat = torch.cat([o[:, -1], h[-1]], dim=-1)
+        return s.fc(feat)
+class Conv1dNet(nn.Module):
+    def __init__(s):
+        super().__init__(); s.c1 = nn.Conv1d(4, 8, 5, padding=2); s.bn = nn.BatchNorm1d(8); s.p = nn.AvgPool1d(2); s.c2 = nn.Conv1d(8, 8, 3, dilation=2, groups=2)
+    def forward(s, x):
+        h = s.p(F.relu(s.bn(s.c1(x))))
+        h = s.c2(h)
+        return (h.permute(0, 2, 1) @ h).softmax(dim=-1)
+class SDPAMask(nn.Module):
+    def __init__(s):
+        super().__init__(); s.qkv = nn.Linear(8, 24); s.register_buffer("mask", torch.ones(32, 32).tril().bool())
+    def forward(s, x):
+        T = x.shape[1]
+        q, k, v = s.qkv(x).unsqueeze(1).chunk(3, dim=-1)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=s.mask[:T, :T]).squeeze(1)
+
+MORE = {
+    "cross_attention": (CrossAttentionPool, ("T", 6), [{"T": 5}, {"T": 9}], 1),
+    "bilstm_state": (BiLSTM, ("T", 5), [{"T": 4}, {"T": 7}], 0),
+    "conv1d": (Conv1dNet, (4, "L"), [{"L": 20}, {"L": 33}], 0),
+    "sdpa_mask": (SDPAMask, ("T", 8), [{"T": 6}, {"T": 11}], 0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MORE))
+def test_more_mappings_match_pytorch(name):
+    factory, shape, size_list, bd = MORE[name]
+    m = factory().eval()
+    symbolic = from_torch(m, shape, sizes=size_list[0], batch_dim=bd).cost()
+    for sizes in size_list:
+        shp = concrete(shape, sizes)
+        plain = from_torch(m, shp, batch_dim=bd).cost()
+        assert plain.params == sum(p.numel() for p in m.parameters())
+        assert plain.macs * BATCH == meta_macs(m, shp, bd, torch.float32)
+        sub = symbolic.subs(sizes)
+        assert sub.flops == plain.flops and sub.macs == plain.macs and sub.activations == plain.activations
