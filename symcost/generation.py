@@ -94,10 +94,14 @@ def decode_step_model(model: Model, past: sympy.Expr, tokens: sympy.Symbol) -> M
         node = model.node(node_id)
         args = {k: _arg(v, subs) for k, v in node.args.items()}
         op = node.op
-        if node.kind is not None and op in UNSUPPORTED and args.get("is_causal"):
+        if node.kind is not None and op in UNSUPPORTED:
             raise SpecError(f"generation with a KV cache supports causal multihead_attention layers; "
                             f"layer {node_id!r} is {op} (write it as multihead_attention with is_causal: true)")
-        if op == CAUSAL_SELF and node.kind is not None and args.get("is_causal") and len(node.inputs) == 1:
+        if op == CAUSAL_SELF and node.kind is not None and not (args.get("is_causal") and len(node.inputs) == 1):
+            raise SpecError(f"layer {node_id!r}: autoregressive generation needs causal self-attention "
+                            f"(is_causal: true, one input); a bidirectional or cross-attention layer sees "
+                            f"tokens not generated yet")
+        if op == CAUSAL_SELF and node.kind is not None:
             if args.get("kdim") is not None or args.get("vdim") is not None:
                 raise SpecError(f"layer {node_id!r}: generation needs self-attention without kdim/vdim")
             op = "cached_self_attention"

@@ -193,6 +193,10 @@ def training(report, *, optimizer: str = "adam", mixed_precision: bool = False, 
     memory = {key: tidy(v if isinstance(v, sympy.Basic) else sympy.Integer(v)) for key, v in memory.items()}
     memory["total"] = tidy(sympy.Add(*memory.values()))
     t = to_size(tokens, "tokens")
+    unknown = {x.name for x in t.free_symbols} - report.known_names()
+    if unknown:
+        raise SpecError(f"tokens: {', '.join(sorted(unknown))} is not a size of the model; its sizes: "
+                        f"{', '.join(sorted(report.known_names()))}")
     t = t.xreplace(values) if values else t
     return Training(report.name, optimizer, mixed_precision, recompute, t, batch.xreplace(values) if values else batch, fwd_macs, bwd_macs,
                     rc_macs, fwd_flops, bwd_flops, rc_flops, memory)

@@ -150,6 +150,9 @@ def test_lstm_lm_generates_with_its_state():
 def test_bidirectional_or_sdpa_models_are_refused_with_a_reason():
     with pytest.raises(symcost.SymcostError, match="multihead_attention"):
         generation(symcost.load("transformer_lm"))
+    with pytest.raises(symcost.SymcostError, match="causal self-attention"):
+        generation(symcost.load("bert"))
+    assert generation(symcost.load("bert"), kv_cache=False).steps == symbol("T_new")  # recomputation is fine
 
 
 def test_cli_generate(capsys):

@@ -110,9 +110,11 @@ def test_recomputation_keeps_block_inputs_and_one_block():
     assert ckpt.free_symbols and sympy.degree(sympy.expand(ckpt), L) == 1
 
 
-def test_unknown_optimizer_names_the_choices():
+def test_unknown_optimizer_or_token_size_is_refused():
     with pytest.raises(symcost.SymcostError, match="adam"):
         training(symcost.load("gpt2").cost(), optimizer="adma")
+    with pytest.raises(symcost.SymcostError, match="not a size of the model"):
+        training(symcost.load("gpt2").cost(), tokens="tokens")
 
 
 def test_cli_train(capsys):
