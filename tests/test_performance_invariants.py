@@ -214,3 +214,32 @@ def test_libyaml_reading_equals_the_checked_python_loader():
     for unusual in ["[" * 80 + "]" * 80, "a: &a [1]\n" + "".join(f"b{i}: *a\n" for i in range(60))]:
         assert _parse_fast(unusual) is _SLOW
         assert parse_yaml(unusual) == yaml.load(unusual, Loader=_Loader)
+
+
+def test_fast_expand_equals_sympy_expand():
+    """cost.expand (a dict of monomials) gives sympy.expand's very expression, on random
+    polynomials in size symbols and on the non-polynomial forms it hands over."""
+    from symcost.cost import expand
+
+    rng = random.Random(5)
+    syms = [D, T, V, h, L]
+
+    def poly(depth):
+        r = rng.randrange(6 if depth else 2)
+        if r == 0:
+            return rng.choice(syms)
+        if r == 1:
+            return sympy.Rational(rng.randint(-9, 9), rng.choice([1, 1, 2, 3]))
+        if r == 2:
+            return sympy.Add(*(poly(depth - 1) for _ in range(rng.randint(2, 4))))
+        if r == 3:
+            return sympy.Mul(*(poly(depth - 1) for _ in range(rng.randint(2, 3))))
+        if r == 4:
+            return poly(depth - 1) ** rng.randint(0, 3)
+        return rng.choice(syms) ** rng.randint(-2, 3) * poly(depth - 1)
+
+    for _ in range(300):
+        e = poly(4)
+        assert expand(e) == sympy.expand(e), e
+    for e in [sympy.floor(D / h) * (T + 1), 1 / (T + 1), sympy.Max(T, L) * (D + 1), (D + T) ** -2, D ** (T + 1)]:
+        assert expand(e) == sympy.expand(e), e
