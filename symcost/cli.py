@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --torch: make a hyperparameter a size, e.g. hidden_size=H or 512=D (repeatable)")
     cost.add_argument("--convention", metavar="NAME", default=None,
                       help="count as a named tool does: symcost, exact, macs, torch, torch_cpu, fvcore, "
-                           "ptflops, thop, torchinfo, deepspeed, calflops")
+                           "ptflops, thop, torchinfo, deepspeed, calflops; or as a paper does: kaplan, "
+                           "chinchilla, megatron, palm (docs/transformers.md)")
     cost.add_argument("--set", dest="sets", metavar="NAME=VALUE", action="append", default=[],
                       help="substitute a size (repeatable), e.g. --set T=128 --set H=2*D")
     cost.add_argument("--batch", metavar="B", help="batch size: a number or a size name (default 1)")
