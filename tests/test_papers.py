@@ -213,3 +213,16 @@ def test_compare_gpt2_with_an_lstm_of_equal_parameters():
     assert rows[0].params == 124_439_808 and abs(rows[1].params - rows[0].params) == 65
     assert rows[0].macs_order.degree == 2 and rows[1].macs_order.degree == 1
     assert rows[0].steps_order.degree == 0 and rows[1].steps_order.degree == 1
+
+
+@pytest.mark.parametrize("l,h,V,s", [(2, 8, 11, 5), (3, 12, 7, 4)])
+def test_cli_convention_megatron_is_the_papers_formula(capsys, l, h, V, s):
+    import json
+
+    from symcost.cli import main
+
+    pytest.importorskip("symcost.conventions")
+    argv = ["cost", "gpt2", "--convention", "megatron", "--set", f"n_layer={l}", "--set", f"d_model={h}",
+            "--set", "n_head=2", "--set", f"n_vocab={V}", "--set", f"n_ctx={s}", "--set", f"T={s}", "--format", "json"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["total"] == papers.megatron_flops(1, s, l, h, V)
