@@ -17,7 +17,6 @@ sizes (data-dependent control flow is what made fx fail).
 
 from __future__ import annotations
 
-import copy
 import operator
 from types import SimpleNamespace
 
@@ -46,14 +45,14 @@ def hook_graph(builder, err):
     torch = builder.torch
     from torch.overrides import TorchFunctionMode
 
-    from .torch_bridge import BATCH, _leaf_types
+    from .torch_bridge import BATCH, _leaf_types, meta_copy
 
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     builder.notes.append(f"torch.fx could not trace {builder.title} ({type(err).__name__}: {first}); "
                          "used the hook walk on the meta device: the formula follows the path the module "
                          "took at the traced sizes")
     leaves = _leaf_types(torch)
-    meta = copy.deepcopy(builder.module).to("meta").eval()
+    meta = meta_copy(torch, builder.module)
     paths = {id(m): name for name, m in meta.named_modules()}
     tensors = {}
     for name, t in list(meta.named_parameters()) + list(meta.named_buffers()):

@@ -175,7 +175,9 @@ def from_torch(module, input_shape, names: Mapping | None = None, symbolic: Mapp
     result = builder.build()
     if verify and (values or builder.mapping):
         plain = _Builder(module, title, {k: tuple(sympy.Integer(_subs_int(d, values)) for d in s)
-                                         for k, s in shapes.items()}, {}, {}, batch_dim, input_dtype).build()
+                                         for k, s in shapes.items()}, {}, {}, batch_dim, input_dtype)
+        plain.meta_check = False  # the same sizes: the shapes were checked on the meta device above
+        plain = plain.build()
         _verify_same(result, plain, {**values, **builder.sym_values})
         if result.method == "hooks" and values:
             _verify_elsewhere(module, title, shapes, values, builder, result, batch_dim, input_dtype)
@@ -292,6 +294,19 @@ def _leaf_types(torch) -> tuple:
     ))
 
 
+def meta_copy(torch, module):
+    """A copy of ``module`` on the meta device, in eval mode, without copying its weights
+    (each parameter and buffer becomes an empty meta tensor; tied weights stay tied)."""
+    memo = {}
+    for t in list(module.parameters()) + list(module.buffers()):
+        if id(t) in memo:
+            continue
+        empty = torch.empty_like(t, device="meta")
+        memo[id(t)] = torch.nn.Parameter(empty, requires_grad=t.requires_grad) \
+            if isinstance(t, torch.nn.Parameter) else empty
+    return copy.deepcopy(module, memo).eval()
+
+
 def _wrap(torch, layer):
     """A root module whose only child is ``layer`` (named after its class: ``lstm``)."""
 
@@ -340,6 +355,7 @@ class _Builder:
         self.calls: dict[str, int] = {}
         self.anchor: str | None = None
         self.batch_trace = BATCH_TRACE
+        self.meta_check = True
         self._resolve_symbolic()
 
     # -- symbolic hyperparameters ------------------------------------------------
@@ -509,7 +525,7 @@ class _Builder:
             gm = hook_graph(self, err)
             method = "hooks"
         self.method = method
-        real = self._meta_shapes(gm) if method == "fx" else gm.real
+        real = (self._meta_shapes(gm) if self.meta_check else {}) if method == "fx" else gm.real
         env: dict = {}
         placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
         given = dict(self.shapes)
@@ -589,7 +605,7 @@ class _Builder:
             dtype = self.input_dtype or (torch.long if self._feeds_embedding(gm, n) else torch.float32)
             args.append(torch.zeros(concrete, dtype=dtype, device="meta"))
         try:
-            meta = copy.deepcopy(gm).to("meta").eval()
+            meta = meta_copy(self.torch, gm)
             ShapeProp(meta).propagate(*args)
         except Exception as err:  # noqa: BLE001 - the user's module fails to run at these sizes
             raise SymcostError(f"{self.title} does not run on an input of shape "

@@ -348,3 +348,31 @@ def test_more_mappings_match_pytorch(name):
         assert plain.macs * BATCH == meta_macs(m, shp, bd, torch.float32)
         sub = symbolic.subs(sizes)
         assert sub.flops == plain.flops and sub.macs == plain.macs and sub.activations == plain.activations
+
+
+def test_cli_symbolic_hyperparameter_and_convention_on_a_spec(capsys):
+    import json
+
+    from symcost.cli import main
+
+    assert main(["cost", "--torch", "models_torch:LSTMLanguageModel", "--input", "T=6",
+                 "--symbolic", "hidden_size=H", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "H" in out["params"] and "T" in out["macs"]
+    assert main(["cost", "--torch", "models_torch:LSTMLanguageModel", "--input", "T=6",
+                 "--symbolic", "hidden=H"]) == 2
+    assert "hidden" in capsys.readouterr().err
+    assert main(["cost", "lenet5", "--convention", "fvcore", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["unit"] == "MAC" and out["total"] == 416520  # the notes' LeNet-5: MACs only
+    assert main(["cost", "lenet5", "--input", "3"]) == 2
+
+
+def test_meta_copy_keeps_weights_tied_and_leaves_the_module_alone():
+    from symcost.torch_bridge import meta_copy
+
+    m = SUITE["gpt"][0]()
+    before = m.head.weight.data_ptr()
+    meta = meta_copy(torch, m)
+    assert meta.head.weight is meta.tok.weight and meta.head.weight.is_meta
+    assert m.head.weight.data_ptr() == before and not m.head.weight.is_meta
