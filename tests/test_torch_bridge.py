@@ -376,3 +376,14 @@ def test_meta_copy_keeps_weights_tied_and_leaves_the_module_alone():
     meta = meta_copy(torch, m)
     assert meta.head.weight is meta.tok.weight and meta.head.weight.is_meta
     assert m.head.weight.data_ptr() == before and not m.head.weight.is_meta
+
+
+def test_symbolic_by_argument_path_replaces_that_argument_only():
+    mlp = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 3))
+    t = from_torch(mlp, (10,), symbolic={"0.out_features": "D"})
+    assert t.mapping == {"D": ["0.out_features"]}
+    # layer 2 reads D from its input but keeps its own width 64
+    D = symcost.symbol("D")
+    assert sympy.expand(t.cost().params - (10 * D + D + 64 * D + 64 + 64 * 3 + 3)) == 0
+    with pytest.raises(SymbolError, match="both"):  # one name for two different values
+        from_torch(mlp, (10,), symbolic={"0.out_features": "D", "4.out_features": "D"})
