@@ -396,6 +396,9 @@ def _with_unit(value: sympy.Expr, units: Sequence[tuple[int, str]], unit: str) -
     return f"{value} {unit}"
 
 
+#: Steps that combine other totals (their formulas with symbolic values put in are only longer).
+WHOLE_TOTALS = ("elements", "memory", "latency", "latency_fma", "throughput", "throughput_fma")
+
 MAX_NAMED_TERMS = 8  # a total of more layers is written with their values only
 
 TIME_UNITS = ((0, "s"), (-3, "ms"), (-6, "µs"), (-9, "ns"), (-12, "ps"))
@@ -468,6 +471,8 @@ class _Builder:
         """A step from its general formula and the values of its symbols."""
         general = arrange(general) if general is not None else None
         sentence = tuple(arrange(p) if isinstance(p, sympy.Basic) else p for p in sentence)
+        if key in WHOLE_TOTALS and any(getattr(v, "free_symbols", None) for v in (values or {}).values()):
+            values = {}  # totals of totals: with symbolic sizes, writing the sums out again helps nobody
         if self.symbolic:
             return Step(key, tuple(sentence), lhs, general, None, None, **{k: v for k, v in kw.items()
                                                                           if k == "unit"})

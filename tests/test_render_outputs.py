@@ -63,7 +63,8 @@ def test_markdown_math_is_balanced_and_printed_by_sympy():
 @pytest.mark.skipif(shutil.which("pdflatex") is None,
                     reason="pdflatex is not installed (Debian: apt-get install texlive-latex-base "
                            "texlive-latex-recommended)")
-@pytest.mark.parametrize("name, options", [("lenet5", LENET), ("lstm", {}), ("perceptron", {"symbolic": True})])
+@pytest.mark.parametrize("name, options", [("lenet5", LENET), ("lstm", {}), ("attention", {}),
+                                           ("perceptron", {"symbolic": True})])
 def test_latex_document_compiles(tmp_path, name, options):
     tex = render(derive(symcost.load(name), **options), "latex", command=f"symcost derive {name}")
     (tmp_path / "d.tex").write_text(tex, encoding="utf-8")
@@ -73,6 +74,7 @@ def test_latex_document_compiles(tmp_path, name, options):
     assert (tmp_path / "d.pdf").stat().st_size > 10_000
     log = (tmp_path / "d.log").read_text(encoding="utf-8", errors="replace")
     assert "Missing character" not in log
+    assert "Overfull \\hbox" not in log, "a formula runs into the margin"  # long sums are broken into lines
 
 
 # ---------------------------------------------------------------------------

@@ -12,6 +12,8 @@ thousands (``235,200``), as the notes write them.
 
 from __future__ import annotations
 
+import re
+
 import sympy
 from sympy.core.function import AppliedUndef
 from sympy.printing.mathml import MathMLPresentationPrinter
@@ -331,3 +333,39 @@ FILTERS = {
     "sentence_tex": sentence_latex,
     "sentence_html": sentence_html,
 }
+
+
+_MARKUP = re.compile(r"\\[a-zA-Z]+|[{}]")
+
+
+def visible_length(tex: str) -> int:
+    """Roughly how many characters a LaTeX formula shows (commands and braces dropped)."""
+    tex = tex.replace(r"\cdot", "*").replace(r"\left", "").replace(r"\right", "")
+    return len(_MARKUP.sub("", tex).replace(" ", ""))
+
+
+def latex_lines(expr, width: int = 50) -> list[str]:
+    """LaTeX of ``expr`` broken into lines at the top-level + and − of a long sum, for a
+    document's ``align*``; a short formula (or one that is not a sum) is one line.  Each
+    line after the first starts with its sign."""
+    expr = arrange(sympy.Integer(expr) if isinstance(expr, int) else expr)
+    printer = DerivationLatexPrinter()
+    whole = printer.doprint(expr)
+    inner = expr.args[0] if isinstance(expr, sympy.UnevaluatedExpr) else expr
+    if visible_length(whole) <= width or not isinstance(inner, sympy.Add):
+        return [whole]
+    lines, current = [], ""
+    for i, term in enumerate(inner.args):
+        negative, shown = _signed(term)
+        text = printer.parenthesize(shown, PRECEDENCE["Add"], strict=False) if isinstance(shown, sympy.Add) \
+            else printer._print(shown)
+        piece = ("- " if negative else ("+ " if i else "")) + text
+        if current and visible_length(current + piece) > width:
+            lines.append(current.rstrip())
+            current = ""
+        current += piece + " "
+    lines.append(current.rstrip())
+    return lines
+
+
+FILTERS["tex_lines"] = latex_lines
