@@ -167,6 +167,7 @@ class LayerDerivation:
     z: int | None = None          # index of its output among the activations (z₁, z₂ ...)
     w: int | None = None          # index among the layers with parameters (w₁, b₁ ...)
     note: tuple = ()              # which trivial quantities were put in, as sentence parts
+    legend: tuple = ()            # (symbol, meaning) of the quantities its formulas use
     view: bool = False
     repeat: sympy.Expr = sympy.Integer(1)
     children: tuple["LayerDerivation", ...] = ()
@@ -282,6 +283,36 @@ NOUNS = {
 def _noun(kind: str, count) -> str:
     noun = NOUNS.get(kind, kind)
     return noun if count == 1 else noun + "s"
+
+
+#: What the quantities mean, by layer family (then for any family), for a layer's notation line.
+MEANINGS = {
+    "conv": {"C": "input channels", "K": "kernels (output channels)", "M": "input rows", "N": "input columns",
+             "L": "input depth", "W": "kernel rows", "H": "kernel columns", "R": "kernel depth",
+             "M1": "output rows", "N1": "output columns", "L1": "output depth"},
+    "pool": {"C": "channels", "M": "input rows", "N": "input columns", "W": "window rows", "H": "window columns",
+             "M1": "output rows", "N1": "output columns"},
+    "linear": {"n": "inputs of each node", "k": "nodes (outputs)", "R": "positions the layer is applied to",
+               "Bt": "batch entries", "m": "columns of the right operand"},
+    "recurrent": {"T": "time steps", "I": "input features", "H": "hidden units", "L": "layers",
+                  "D": "directions"},
+    "attention": {"Tq": "query positions", "Tkv": "key/value positions", "E": "embedding size",
+                  "Ek": "key features", "Ev": "value features", "h": "heads", "d": "features per head",
+                  "dv": "value features", "S": "(query, key) pairs scored", "B": "batch entries"},
+    "": {"E": "elements", "V": "vectors", "n": "elements per vector", "C": "channels"},
+}
+_AXIS_MEANING = {"S": "stride", "P": "padding", "D": "dilation", "OP": "output padding"}
+
+
+def quantity_meaning(family: str, key: str) -> str:
+    """What quantity ``key`` of a ``family`` layer is ('' when unknown)."""
+    if key in MEANINGS.get(family, {}):
+        return MEANINGS[family][key]
+    m = _AXIS_SUFFIX.match(key)
+    if m and m["head"] in _AXIS_MEANING:
+        axis = {"W": "rows", "H": "columns", "R": "depth"}.get(m["axis"], m["axis"])
+        return f"{_AXIS_MEANING[m['head']]} along the {axis}"
+    return MEANINGS[""].get(key, "") if family not in ("conv", "pool", "linear", "recurrent", "attention") else ""
 
 
 def _trivial(key: str, value) -> bool:
@@ -574,8 +605,14 @@ class _Builder:
                     parts.append(f" ({meaning})")
             parts.append("; the formulas below are written with these values.")
             note = tuple(parts)
+        used = set()
+        for st in steps:
+            if st.general is not None:
+                used |= st.general.free_symbols
+        legend = tuple((symbols[k], quantity_meaning(kind.family, k)) for k in scalar
+                       if symbols[k] in used and quantity_meaning(kind.family, k))
         return LayerDerivation(n.id, n.op, kind.family, tuple(self._s(tuple(s)) for s in in_shapes), shape,
-                               cost, tuple(steps), z=z, w=w, note=note, view=kind.view)
+                               cost, tuple(steps), z=z, w=w, note=note, legend=legend, view=kind.view)
 
     def _derived(self, kind, node, in_shapes, q, trivial) -> list[tuple[str, sympy.Expr]]:
         """Quantities the kind derives from the others (output sizes): (key, formula in notation)."""
