@@ -116,6 +116,8 @@ def _torch_model(args):
     except ImportError as err:
         raise SymcostError(f"--torch: cannot import {modname!r} ({err})") from None
     for part in attr.split("."):
+        if part.startswith("_"):  # no walks through __class__, __globals__, private helpers
+            raise SymcostError(f"--torch: {attr!r} names a private or special attribute; name the factory itself")
         if not hasattr(obj, part):
             raise SymcostError(f"--torch: {modname!r} has no attribute {attr!r}")
         obj = getattr(obj, part)

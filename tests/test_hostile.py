@@ -792,3 +792,9 @@ def test_the_largest_specs_load_in_linear_time():
     report = load(text).cost()
     assert report.steps == 20_000 and report.rows[-1].name == "relu20000"
     assert time.perf_counter() - start < 15
+
+
+@pytest.mark.parametrize("target", ["os:__class__.__bases__", "os:_exit", "symcost:__builtins__.eval"])
+def test_torch_factory_cannot_walk_private_or_special_attributes(canary, target):
+    """--torch imports the user's own module by design; it cannot be used to walk into dunders."""
+    refused(run("cost", "--torch", target, "--input", "3"), "private or special attribute")
