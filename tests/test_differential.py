@@ -39,7 +39,7 @@ import symcost  # noqa: E402
 from symcost import OP_KINDS  # noqa: E402
 from symcost.layers import REGISTRY, load_all  # noqa: E402
 
-EXAMPLES = int(os.environ.get("SYMCOST_DIFF_EXAMPLES", os.environ.get("SYMCOST_FUZZ_EXAMPLES_DIFF", "300")))
+EXAMPLES = int(os.environ.get("SYMCOST_DIFF_EXAMPLES", "300"))
 LONG_RUN = "SYMCOST_DIFF_EXAMPLES" in os.environ
 
 DIFF = settings(

@@ -7,7 +7,8 @@ bug"), and no example takes longer than a second (hypothesis' deadline).
 Bounded for CI: ``SYMCOST_FUZZ_EXAMPLES`` examples per test (default 200), derandomized so that
 CI is reproducible.  A long local run draws fresh random examples::
 
-    SYMCOST_FUZZ_EXAMPLES=20000 python -m pytest -q tests/test_fuzz.py tests/test_differential.py
+    SYMCOST_FUZZ_EXAMPLES=5000 python -m pytest -q tests/test_fuzz.py
+    SYMCOST_DIFF_EXAMPLES=3000 python -m pytest -q tests/test_differential.py
 
 (see docs/robustness.md for the figures of the last long run).
 """
