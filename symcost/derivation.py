@@ -36,6 +36,7 @@ import sympy
 
 from .cost import OP_KINDS, Cost, tidy
 from .errors import SymcostError
+from .progress import progress
 from .sizes import symbol
 from .layers.base import Args, numel
 from .render.mathprint import _same_terms, arrange
@@ -524,7 +525,7 @@ class _Builder:
     def layers(self, analysis):
         shapes = {name: tuple(s) for name, s in analysis.input_shapes.items()}
         out = []
-        for n in analysis.nodes:
+        for n in progress(analysis.nodes, desc="deriving", unit="layer"):
             node = analysis.model.node(n.id)
             in_shapes = [shapes[s] for s in node.inputs]
             shapes[n.id] = tuple(n.shape)

@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 import sympy
 
 from .errors import ShapeError, SizeError, SymbolError, SymcostError, nearest
+from .progress import progress
 from .sizes import symbol
 
 MAX_POINTS = 1_000_000          # points in one sweep (grid)
@@ -182,6 +183,9 @@ def _np_reduce(ufunc):
     return call
 
 
+CHUNK = 100_000  # points evaluated at once on exact (object) columns
+
+
 @dataclass
 class Compiled:
     """One field, compiled once: ``values(columns)`` evaluates it on whole columns."""
@@ -205,6 +209,12 @@ class Compiled:
     def values(self, columns: Sequence, size: int):
         import numpy as np
 
+        if size > CHUNK and any(getattr(c, "dtype", None) == object for c in columns):
+            # Exact Python-int columns are slow: evaluate in chunks, with a bar on a terminal.
+            starts = range(0, size, CHUNK)
+            parts = [self.values([c[i:i + CHUNK] for c in columns], min(CHUNK, size - i))
+                     for i in progress(starts, total=len(starts), desc=self.name, unit="chunk")]
+            return np.concatenate(parts)
         num = np.broadcast_to(self._num(*columns), (size,))
         den = np.broadcast_to(self._den(*columns), (size,))
         if self.den == 1:
