@@ -8,6 +8,7 @@ with a short request to report it.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Sequence
 
@@ -237,8 +238,14 @@ def cmd_models(args) -> str:
     lines = []
     for name in builtin_names():
         spec = parse_yaml((ZOO / f"{name}.yaml").read_text(encoding="utf-8"))
-        lines.append(f"{name:<20} {spec.get('description') or spec.get('name', '')}")
-    return "\n".join(lines) + "\n"
+        lines.append(f"{name:<20} {_summary(str(spec.get('description') or spec.get('name', '')))}")
+    return "\n".join(lines) + "\nFull descriptions: the 'description' of each spec in symcost/zoo/.\n"
+
+
+def _summary(text: str, width: int = 76) -> str:
+    """The first clause of a description, cut to ``width`` characters."""
+    first = re.split(r"(?<=[:;])\s|(?<=[^l]\.)\s(?=[A-Z])", text.strip(), maxsplit=1)[0].rstrip(".:;")
+    return first if len(first) <= width else first[: width - 1].rstrip() + "…"
 
 
 def cmd_ops(args) -> str:

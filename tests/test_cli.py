@@ -55,3 +55,14 @@ def test_user_errors_are_one_line_exit_2(capsys, argv, words):
     assert err.count("\n") == 1 and err.startswith("symcost: error:")
     for w in words:
         assert w in err
+
+
+def test_models_lists_every_builtin_on_one_short_line(capsys):
+    from symcost.spec import builtin_names
+
+    code, out, _ = run(capsys, "models")
+    lines = out.splitlines()
+    assert code == 0
+    for name in builtin_names():
+        assert sum(line.split()[0] == name for line in lines if line.strip()) == 1
+    assert all(len(line) <= 100 for line in lines)
