@@ -158,8 +158,9 @@ class Cost:
     # -- derived -----------------------------------------------------------
     @property
     def flops(self) -> sympy.Expr:
-        """Sum of all operation kinds: the non-pipelined count."""
-        return sympy.Add(*self.ops.values()) if self.ops else ZERO
+        """Sum of all operation kinds: the non-pipelined count (in its tidy form: the
+        kinds' terms combine, T·H·(H + I) + T·H·(H + I − 2) is 2·T·H·(H + I − 1))."""
+        return tidy(sympy.Add(*self.ops.values())) if self.ops else ZERO
 
     def op(self, kind: str) -> sympy.Expr:
         return self.ops.get(kind, ZERO)
