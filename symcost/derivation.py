@@ -718,28 +718,26 @@ class _Builder:
             add("macs", ("Multiply-accumulates (MACs) of the linear algebra, biases excluded:",),
                 TOTAL_MACS, mac_terms, _value(total.macs))
         if speed is not None:
-            for key, ops_sym, ops_value, how in (("latency", TOTAL_OPS, total.flops, "non-pipelined"),
-                                                 ("latency_fma", TOTAL_FMA, total.fma_ops, "pipelined")):
-                ops_value = _value(ops_value)
-                value = ops_value / speed
-                steps.append(self.step(
-                    key, (f"Latency ({how}): the time to process one input at this speed, "
-                          "# total operations / speed, in seconds:",),
-                    _sym("Latency" + ("_FMA" if key.endswith("fma") else "")),
-                    sympy.Mul(ops_sym, sympy.Pow(SPEED, -1, evaluate=False), evaluate=False),
-                    {ops_sym: ops_value, SPEED: speed}, value, unit="s",
-                    shown=_with_unit(value, TIME_UNITS, "s")))
-            for key, ops_sym, ops_value, how in (("throughput", TOTAL_OPS, total.flops, "non-pipelined"),
-                                                 ("throughput_fma", TOTAL_FMA, total.fma_ops, "pipelined")):
-                ops_value = _value(ops_value)
-                value = speed / ops_value
-                steps.append(self.step(
-                    key, (f"Throughput ({how}): inputs processed per second, one after the other, "
-                          "speed / # total operations:",),
-                    _sym("Throughput" + ("_FMA" if key.endswith("fma") else "")),
-                    sympy.Mul(SPEED, sympy.Pow(ops_sym, -1, evaluate=False), evaluate=False),
-                    {ops_sym: ops_value, SPEED: speed}, value, unit="samples/s",
-                    shown=_with_unit(value, RATE_UNITS, "samples/s")))
+            # latency = ops / speed (s), throughput = speed / ops (samples/s), each for the
+            # non-pipelined and the pipelined (FMA) count.
+            counts = (("", TOTAL_OPS, _value(total.flops), "non-pipelined"),
+                      ("_fma", TOTAL_FMA, _value(total.fma_ops), "pipelined"))
+            measures = (
+                ("latency", "Latency", "the time to process one input at this speed, "
+                 "# total operations / speed, in seconds", lambda n, d: (n, d), "s", TIME_UNITS),
+                ("throughput", "Throughput", "inputs processed per second, one after the other, "
+                 "speed / # total operations", lambda n, d: (d, n), "samples/s", RATE_UNITS),
+            )
+            for key, name, what, order, unit, units in measures:
+                for suffix, ops_sym, ops_value, how in counts:
+                    (num_sym, den_sym), (num, den) = order(ops_sym, SPEED), order(ops_value, speed)
+                    value = num / den
+                    steps.append(self.step(
+                        key + suffix, (f"{name} ({how}): {what}:",),
+                        _sym(name + ("_FMA" if suffix else "")),
+                        sympy.Mul(num_sym, sympy.Pow(den_sym, -1, evaluate=False), evaluate=False),
+                        {ops_sym: ops_value, SPEED: speed}, value, unit=unit,
+                        shown=_with_unit(value, units, unit)))
         return steps
 
 
