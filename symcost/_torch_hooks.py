@@ -23,6 +23,7 @@ from types import SimpleNamespace
 import sympy
 
 from .errors import SymcostError
+from .sizes import as_expr
 
 HOOK_BATCH = 97
 
@@ -143,7 +144,7 @@ def hook_graph(builder, err):
         shape = builder.shapes.get(pname, builder.shapes.get(None) if not inputs else None)
         if shape is None:
             break
-        concrete = [int(sympy.sympify(d, strict=True).xreplace(values)) for d in shape]
+        concrete = [int(as_expr(d).xreplace(values)) for d in shape]
         b = builder.batch_dim
         concrete = concrete[:b] + [HOOK_BATCH] + concrete[b:]
         dtype = builder.input_dtype or torch.float32

@@ -14,6 +14,7 @@ import operator
 import sympy
 
 from .layers.base import broadcast, numel, same
+from .sizes import as_expr
 from .torch_bridge import BATCH, TV, _Unsupported
 
 # ---------------------------------------------------------------------------
@@ -161,7 +162,7 @@ def _adaptive_avg(b, mod, path, node_id, x):
             o = M
         if o == 1:
             kernel.append(M)
-        elif not sympy.sympify(M, strict=True).free_symbols and int(M) % o == 0:
+        elif not as_expr(M).free_symbols and int(M) % o == 0:
             kernel.append(sympy.Integer(int(M) // o))
         else:
             raise _Unsupported(f"nn.{type(mod).__name__} from {M} to {o}: windows of unequal sizes "
@@ -344,7 +345,7 @@ def _is_number(v) -> bool:
 
 
 _PY = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
-       "div": lambda a, c: sympy.sympify(a, strict=True) / c, "floordiv": lambda a, c: sympy.floor(sympy.sympify(a, strict=True) / c)}
+       "div": lambda a, c: as_expr(a) / c, "floordiv": lambda a, c: sympy.floor(as_expr(a) / c)}
 
 
 def _py(op, a, c):
@@ -416,7 +417,7 @@ def _norm_shape(args):
 def reshape(b, x, shape, where):
     if not isinstance(x, TV):
         raise _Unsupported("reshape of a non-tensor")
-    shape = [sympy.sympify(d, strict=True) for d in shape]
+    shape = [as_expr(d) for d in shape]
     total = numel(x.shape)
     if sum(1 for d in shape if d == -1) > 1:
         raise _Unsupported("reshape with two -1")
@@ -459,17 +460,17 @@ def squeeze(b, x, d, where):
 def _slice_len(n, sl: slice):
     start, stop, step = sl.start, sl.stop, sl.step
     if step not in (None, 1):
-        if all(not sympy.sympify(v, strict=True).free_symbols for v in (n,)) and all(
+        if all(not as_expr(v).free_symbols for v in (n,)) and all(
                 v is None or isinstance(v, int) for v in (start, stop, step)):
             return sympy.Integer(len(range(*slice(start, stop, step).indices(int(n)))))
         raise _Unsupported(f"a slice with step {step} of a symbolic size")
-    if not sympy.sympify(n, strict=True).free_symbols and all(v is None or isinstance(v, int) for v in (start, stop)):
+    if not as_expr(n).free_symbols and all(v is None or isinstance(v, int) for v in (start, stop)):
         return sympy.Integer(len(range(*slice(start, stop).indices(int(n)))))
     lo = 0 if start is None else start
     hi = n if stop is None else stop
     lo = n + lo if _neg(lo) else lo
     hi = n + hi if _neg(hi) else hi
-    return sympy.sympify(hi, strict=True) - lo
+    return as_expr(hi) - lo
 
 
 def _neg(v) -> bool:
@@ -510,25 +511,25 @@ def getitem(b, x, idx, where):
 def chunk(b, x, chunks, dim, where):
     d = dim % len(x.shape)
     n = x.shape[d]
-    if sympy.sympify(n, strict=True).free_symbols:
+    if as_expr(n).free_symbols:
         size = n / chunks
     else:
         size = sympy.Integer(-(-int(n) // chunks))
     parts, left, i = [], n, 0
     while True:
-        this = size if sympy.sympify(left - size, strict=True).free_symbols or left - size > 0 else left
+        this = size if as_expr(left - size).free_symbols or left - size > 0 else left
         shape = x.shape[:d] + (this,) + x.shape[d + 1:]
         parts.append(b.view(x, shape, b.fresh(f"{where}.{i}")))
         i += 1
         left = left - size
-        if i == chunks or (not sympy.sympify(left, strict=True).free_symbols and left <= 0):
+        if i == chunks or (not as_expr(left).free_symbols and left <= 0):
             break
     return tuple(parts)
 
 
 def _const(shape_args):
     shape = _norm_shape(shape_args)
-    return TV(tuple(sympy.sympify(d, strict=True) for d in shape), None, None)
+    return TV(tuple(as_expr(d) for d in shape), None, None)
 
 
 def call_function(b, fn, where, args, kwargs):
@@ -596,10 +597,10 @@ def call_function(b, fn, where, args, kwargs):
         if len(vals) == 1:
             n = vals[0]
         elif len(vals) == 2 and not kwargs.get("step"):
-            n = sympy.sympify(vals[1], strict=True) - vals[0]
+            n = as_expr(vals[1]) - vals[0]
         else:
             raise _Unsupported("arange with a step")
-        return TV((sympy.sympify(n, strict=True),), None, None)
+        return TV((as_expr(n),), None, None)
     if fn in (torch.ones, torch.zeros, torch.empty, torch.full, torch.rand, torch.randn):
         if fn is torch.full:
             return _const([args[0]])
@@ -657,7 +658,7 @@ def call_method(b, name, where, args, kwargs):
     if name in ("expand",):
         shape = _norm_shape(rest)
         pad = len(shape) - len(x.shape)
-        out = tuple(x.shape[i - pad] if (s == -1) else sympy.sympify(s, strict=True) for i, s in enumerate(shape))
+        out = tuple(x.shape[i - pad] if (s == -1) else as_expr(s) for i, s in enumerate(shape))
         return b.view(x, out, b.fresh(where))
     if name == "chunk":
         return chunk(b, x, rest[0], kwargs.get("dim", rest[1] if len(rest) > 1 else 0), where)

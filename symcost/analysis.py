@@ -35,7 +35,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import sympy
 
 from .errors import SymcostError, SymbolError
-from .sizes import symbol as size_symbol
+from .sizes import as_expr, symbol as size_symbol
 
 
 class ScalingError(SymcostError):
@@ -245,7 +245,7 @@ def order(expr: Any, symbols: Any) -> Order:
     T/S
     """
     syms = _as_symbols(symbols)
-    expr = sympy.sympify(expr, strict=True) if not isinstance(expr, sympy.Basic) else expr
+    expr = as_expr(expr) if not isinstance(expr, sympy.Basic) else expr
     if not any(s in expr.free_symbols for s in syms):
         # Constant in the symbols: Θ(1) unless zero (floors of constants stay as they are).
         if expr == 0:

@@ -42,6 +42,7 @@ import sympy
 from .cost import Cost
 from .errors import SymcostError, nearest
 from .layers.base import numel
+from .sizes import as_expr
 
 ZERO = sympy.Integer(0)
 
@@ -166,10 +167,10 @@ def _ptflops_rnn(x: Layer):
     q = x.q
     T, I, H, L, D, b, G = (q[k] for k in ("T", "I", "H", "L", "D", "b", "G"))
     per_step = ZERO
-    for layer in range(int(L)) if not sympy.sympify(L, strict=True).free_symbols else ():
+    for layer in range(int(L)) if not as_expr(L).free_symbols else ():
         n = I if layer == 0 else D * H
         per_step += G * H * n + G * H * H + _rnn_gate_extra(x.op, H) + b * 2 * G * H
-    if sympy.sympify(L, strict=True).free_symbols:
+    if as_expr(L).free_symbols:
         per_step = (G * H * I + G * H * H + _rnn_gate_extra(x.op, H) + b * 2 * G * H
                     + (L - 1) * (G * H * D * H + G * H * H + _rnn_gate_extra(x.op, H) + b * 2 * G * H))
     return T * D * per_step
@@ -372,7 +373,7 @@ def count(report, name: str, origins: Mapping[str, str] | None = None) -> Counte
     conv = get(name)
     rows = []
     for rep, layer in layers(report.analysis, origins):
-        value = rep * sympy.sympify(conv.rule(layer), strict=True) * report.batch
+        value = rep * as_expr(conv.rule(layer)) * report.batch
         if report.values:
             value = value.xreplace(report.values)
         rows.append((layer.id, layer.op, value))

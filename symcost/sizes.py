@@ -296,6 +296,13 @@ def check_concrete(expr: sympy.Expr, what: str, *, minimum: int = 1) -> None:
         raise SizeError(f"{what} must be at least {minimum}, but it is {expr}")
 
 
+def as_expr(value: int | sympy.Basic) -> sympy.Expr:
+    """An int or sympy value as a sympy expression.  Text is refused (strict sympify
+    never parses strings), so this is safe on any value; user text goes to
+    :func:`parse_size`."""
+    return sympy.sympify(value, strict=True)  # safe: strict=True refuses str
+
+
 def is_concrete(expr: Size) -> bool:
     return isinstance(expr, int) or not expr.free_symbols
 

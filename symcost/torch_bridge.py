@@ -57,7 +57,7 @@ from .cost import Cost
 from .errors import ShapeError, SymbolError, SymcostError
 from .graph import Model
 from .layers.base import get_kind, numel, same
-from .sizes import symbol
+from .sizes import as_expr, symbol
 
 #: The batch, tracked through reshapes and permutes; not a valid user name (leading _).
 BATCH = sympy.Symbol("_batch", integer=True, positive=True)
@@ -210,7 +210,7 @@ def _verify_same(sym: TorchModel, plain: TorchModel, values: dict) -> None:
     a = sym.model.analyze().total
     b = plain.model.analyze().total
     for f in ("params", "activations", "macs", "fma_ops", "flops"):
-        got = sympy.sympify(getattr(a, f), strict=True).xreplace(values)
+        got = as_expr(getattr(a, f)).xreplace(values)
         want = getattr(b, f)
         if sympy.expand(got - want) != 0:
             raise SymcostError(
@@ -219,7 +219,7 @@ def _verify_same(sym: TorchModel, plain: TorchModel, values: dict) -> None:
 
 
 def _subs_int(d, values) -> int:
-    v = sympy.sympify(d, strict=True).xreplace(values)
+    v = as_expr(d).xreplace(values)
     return int(v)
 
 
@@ -304,7 +304,7 @@ def meta_copy(torch, module):
         empty = torch.empty_like(t, device="meta")
         memo[id(t)] = torch.nn.Parameter(empty, requires_grad=t.requires_grad) \
             if isinstance(t, torch.nn.Parameter) else empty
-    return copy.deepcopy(module, memo).eval()
+    return copy.deepcopy(module, memo).eval()  # safe: nn.Module.eval() (inference mode), not Python eval
 
 
 def _wrap(torch, layer):
@@ -491,7 +491,7 @@ class _Builder:
             out.node = self.model.add("view", src, id=node_id, shape=list(out.per_sample))
             return out
         hits = [i for i, d in enumerate(batched) if d == BATCH]
-        mixed = [d for d in batched if d != BATCH and BATCH in sympy.sympify(d, strict=True).free_symbols]
+        mixed = [d for d in batched if d != BATCH and BATCH in as_expr(d).free_symbols]
         if len(hits) != 1 or mixed:
             raise _Unsupported(f"the result {_fmt(batched)} mixes the batch dimension with others "
                                "(one sample is no longer a slice of the batch)")
@@ -632,7 +632,7 @@ class _Builder:
         if theirs is None:
             return
         values = {**self.values, **self.sym_values, BATCH: self.batch_trace}
-        mine = [sympy.sympify(d, strict=True).xreplace(values) for d in value.shape]
+        mine = [as_expr(d).xreplace(values) for d in value.shape]
         if len(mine) != len(theirs) or any(m != t for m, t in zip(mine, theirs)):
             raise ShapeError(
                 f"the symbolic shape {_fmt(value.shape)} gives {mine} at the traced sizes, but PyTorch "
