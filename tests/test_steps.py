@@ -102,7 +102,7 @@ def test_steps_equal_the_longest_path_of_the_unrolled_graph(stacks, tail):
         assert rnn_model(stacks, T=t, tail=tail).subs(I=2, H=2).steps == expected
 
 
-@pytest.mark.parametrize("layers,bidirectional", itertools.product([1, 2, 4], [False, True]))
+@pytest.mark.parametrize("layers,bidirectional", list(itertools.product([1, 2, 4], [False, True])))
 def test_symbolic_num_layers_matches_the_unrolled_graph(layers, bidirectional):
     r = rnn_model([(L, bidirectional)])
     for t in (1, 3, 6):
