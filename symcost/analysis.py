@@ -428,7 +428,13 @@ def _cells(row: Scaling, tex: bool) -> list[str]:
 
 
 def comparison_table(rows: Sequence[Scaling], fmt: str = "table", *, title: str = "") -> str:
-    """The comparison as ``table`` (plain text), ``markdown``, ``latex`` or ``json``."""
+    """The comparison as ``table`` (plain text), ``markdown``, ``latex``, ``json`` or ``html``
+    (a self-contained page with MathML; ``title`` is then the command that made it)."""
+    if fmt == "html":
+        from .render import render_template
+
+        return render_template("compare.html.j2", rows=rows, columns=COLUMNS, command=title,
+                               symbols=[s.name for s in rows[0].symbols] if rows else [])
     if fmt == "json":
         import json
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import sys
 from typing import Sequence
 
@@ -75,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="substitute a size in every model that has it (repeatable)")
     cmp.add_argument("--no-bias", dest="bias", action="store_false",
                      help="the slides' view: every bias argument false (default: biases counted)")
-    cmp.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
+    cmp.add_argument("--format", choices=FORMATS + ("html",), default="table",
+                     help="output format (default table; html: a self-contained page with MathML)")
     cmp.add_argument("--plot", metavar="FILE", help="write a log-log figure of MACs against T (.png or .svg)")
     cmp.add_argument("--range", dest="range", metavar="RANGE", default=None,
                      help="values of T for --plot (default 16:4096:x2)")
@@ -299,7 +301,9 @@ def cmd_compare(args) -> str:
         models = [without_bias(m) for m in models]
     labels = [os.path.splitext(os.path.basename(m))[0] if os.path.exists(m) else m for m in args.models]
     rows = compare(models, names, values=values, names=labels)
-    out = comparison_table(rows, args.format)
+    words = ["symcost", "compare", *args.models, "--in", ",".join(names)]
+    words += [f"--set {v}" for v in args.sets] + ["--no-bias"] * (not args.bias) + ["--format", args.format]
+    out = comparison_table(rows, args.format, title=" ".join(map(shlex.quote, words)) if args.format == "html" else "")
     if args.plot:
         from .plot import DEFAULT_RANGE, plot_lines, scaling_lines
         from .sweep import parse_range

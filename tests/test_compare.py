@@ -140,3 +140,18 @@ def test_user_errors_are_one_line(capsys, argv, word):
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("symcost: error:") and word in err
+
+
+def test_compare_html_page_is_self_contained_mathml(capsys):
+    from symcost.cli import main
+
+    code = main(["compare", "dnn", "rnn", "attention", "--in", "T", "--format", "html", "--no-bias"])
+    page = capsys.readouterr().out
+    assert code == 0 and page.startswith("<!DOCTYPE html>")
+    fetchable = page.replace('xmlns="http://www.w3.org/1998/Math/MathML"', "")  # a namespace, not a fetch
+    assert "<script" not in page.lower() and "http" not in fetchable and "$" not in page and "\\cdot" not in page
+    rows = page.split("<tr>")[2:]  # header row first
+    assert [r.split("<code>")[1].split("</code>")[0] for r in rows] == ["dnn", "rnn", "attention"]
+    assert all(r.count("<math") >= 6 for r in rows)
+    assert rows[0].rstrip().endswith("<td>fixed</td></tr>")   # dnn: parameters grow with T
+    assert "--no-bias --format html" in page                    # the footer names the command
