@@ -58,15 +58,16 @@ class Report:
     def _s(self, expr: sympy.Expr) -> sympy.Expr:
         return expr.xreplace(self.values) if self.values else expr
 
+    def _raw_exprs(self) -> list[sympy.Expr]:
+        """Every total before substitution: the cost fields, steps and input size."""
+        raw = self.analysis.total.batched(self.batch)
+        return [raw.params, raw.activations, raw.macs, raw.fma_ops, *raw.ops.values(),
+                self.analysis.steps, self.analysis.input_elements]
+
     @property
     def symbols(self) -> set[sympy.Symbol]:
         """The free size symbols (after substitution)."""
-        raw = self.analysis.total.batched(self.batch)
-        found = set()
-        for e in [raw.params, raw.activations, raw.macs, raw.fma_ops, *raw.ops.values(),
-                  self.analysis.steps, self.analysis.input_elements]:
-            found |= self._s(e).free_symbols
-        return found
+        return set().union(*(self._s(e).free_symbols for e in self._raw_exprs()))
 
     def known_names(self) -> set[str]:
         names = {s.name for s in self._all_symbols()}
@@ -74,11 +75,9 @@ class Report:
         return names
 
     def _all_symbols(self) -> set:
-        raw = self.analysis.total.batched(self.batch)
-        found = set()
-        for e in [raw.params, raw.activations, raw.macs, raw.fma_ops, *raw.ops.values(),
-                  self.analysis.steps, self.analysis.input_elements, self.batch]:
-            found |= e.free_symbols
+        """Every size name the model mentions: in its totals, batch, input shapes and layer
+        arguments, and those already substituted."""
+        found = set().union(*(e.free_symbols for e in [*self._raw_exprs(), self.batch]))
         for shape in self.analysis.input_shapes.values():
             for d in shape:
                 found |= d.free_symbols
