@@ -88,12 +88,16 @@ class Analysis:
 
     @property
     def conditions(self) -> list[tuple[sympy.Expr, str]]:
-        """(expr, 'layer 'id': what') for every symbolic size that must be >= 1, blocks included."""
+        """(expr, "layer 'id': what") for every symbolic size that must be >= 1; inside a
+        block the path names the block use first: "layer 'blocks' > 'up': what"."""
+        return self._conditions("layer ")
+
+    def _conditions(self, path: str) -> list[tuple[sympy.Expr, str]]:
         out = []
         for n in self.nodes:
-            out.extend((e, f"layer {n.id!r}: {what}") for e, what in n.conditions)
+            out.extend((e, f"{path}{n.id!r}: {what}") for e, what in n.conditions)
             if n.children is not None:
-                out.extend((e, f"layer {n.id!r} > {what[6:]}") for e, what in n.children.conditions)
+                out.extend(n.children._conditions(f"{path}{n.id!r} > "))
         return out
 
     def output_shapes(self) -> list[Shape]:
@@ -139,6 +143,7 @@ class Model:
         self._order: list[str] = []
         self._outputs: list[str] | None = None
         self._cache: dict = {}
+        self._next_id: dict[str, int] = {}  # op -> next number for an automatic id (conv2d1, conv2d2 ...)
         if inputs is None:
             inputs = {}
         if not isinstance(inputs, Mapping):  # a single input shape
@@ -217,11 +222,10 @@ class Model:
     def _fresh_id(self, op: str) -> str:
         # Resume from the last number given to this op: linear in the number of layers, not quadratic
         # (a 1 MB spec of 80,000 unnamed relus used to take minutes here).
-        next_ids = self.__dict__.setdefault("_next_id", {})
-        i = next_ids.get(op, 1)
+        i = self._next_id.get(op, 1)
         while f"{op}{i}" in self.graph or f"{op}{i}" in self.blocks:
             i += 1
-        next_ids[op] = i + 1
+        self._next_id[op] = i + 1
         return f"{op}{i}"
 
     # -- structure -----------------------------------------------------------
