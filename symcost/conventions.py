@@ -383,15 +383,14 @@ def count(report, name: str, origins: Mapping[str, str] | None = None) -> Counte
 
 def table(report, name: str, origins: Mapping[str, str] | None = None) -> str:
     """A plain-text per-layer table of ``report`` under the convention ``name``."""
+    from .render import number
+
     counted = count(report, name, origins)
     head = f"{report.name} under the {name!r} convention ({counted.convention.doc}; unit: {counted.convention.unit})"
     width = max([len(r[0]) for r in counted.rows] + [5])
     lines = [head, "-" * len(head)]
     for lid, op, v in counted.rows:
-        lines.append(f"{lid:<{width}}  {op:<28}  {_fmt(v)}")
-    lines.append(f"{'total':<{width}}  {'':<28}  {_fmt(counted.total)}")
+        lines.append(f"{lid:<{width}}  {op:<28}  {number(v)}")
+    lines.append(f"{'total':<{width}}  {'':<28}  {number(counted.total)}")
     return "\n".join(lines) + "\n"
 
-
-def _fmt(v) -> str:
-    return f"{int(v):,}" if getattr(v, "is_Integer", False) else str(v)

@@ -745,10 +745,6 @@ _MEANING = {"G": "no groups", "D": "one direction", "L": "one layer", "R": "one 
             "B": "a single batch entry", "D_": "no dilation", "OP": "no output padding"}
 
 
-def _num(n) -> str:
-    return f"{int(n):,}" if getattr(n, "is_Integer", False) else sympy.sstr(n)
-
-
 def _bytes_approx(n) -> str:
     if not getattr(n, "is_Integer", False) or n < 1000:
         return ""

@@ -160,11 +160,7 @@ class Generation:
         }
 
     def table(self) -> str:
-        from .render import jsonable
-
-        def text(v):
-            v = jsonable(v)
-            return f"{v:,}" if isinstance(v, int) else str(v)
+        from .render import number as text
 
         per = self.step if self.kv_cache else self.full
         var = self.past if self.kv_cache else self.length

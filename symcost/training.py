@@ -138,11 +138,7 @@ class Training:
         }
 
     def table(self) -> str:
-        from .render import jsonable
-
-        def text(v):
-            v = jsonable(v)
-            return f"{v:,}" if isinstance(v, int) else str(v)
+        from .render import number as text
 
         rows = [
             ("forward MACs", self.forward_macs), ("backward MACs", self.backward_macs),
