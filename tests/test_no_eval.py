@@ -42,7 +42,7 @@ ALLOWED = {
         "_Loader subclasses yaml.SafeLoader (no python/* tags); test_hostile checks !!python tags are refused",
     ("layers/__init__.py", "import_module(", 'importlib.import_module(f"{__name__}.{family}")'):
         "the fixed family names of FAMILIES, never user text",
-    ("cli.py", "import_module(", "importlib.import_module(modname)"):
+    ("cli/torch_input.py", "import_module(", "importlib.import_module(modname)"):
         "--torch MODULE:FACTORY imports the user's own PyTorch code by design (the one option that runs code; "
         "no spec can reach it; private/dunder attributes are refused)",
 }

@@ -1,15 +1,15 @@
 """``symcost train`` and ``symcost generate``: the command-line side of
-:mod:`symcost.training` and :mod:`symcost.generation` (registered by :func:`symcost.cli.build_parser`)."""
+:mod:`symcost.training` and :mod:`symcost.generation`."""
 
 from __future__ import annotations
 
-from .errors import SymcostError
+from ..errors import SymcostError
 
 
-def add_parsers(sub) -> dict:
+def add_parser(sub) -> dict:
     """Add the ``train`` and ``generate`` subcommands; return their command functions."""
-    from .report import DTYPES
-    from .training import OPTIMIZERS
+    from ..report import DTYPES
+    from ..training import OPTIMIZERS
 
     tr = sub.add_parser("train", help="the cost of one training step: forward, backward, optimizer memory")
     tr.add_argument("model", metavar="MODEL", help="a YAML spec or the name of a built-in model")
@@ -44,14 +44,14 @@ def add_parsers(sub) -> dict:
 
 
 def cmd_train(args) -> str:
-    from .cli import _sets
-    from .spec import load
-    from .training import training
+    from .common import parse_sets
+    from ..spec import load
+    from ..training import training
 
     try:
         model = load(args.model)
         report = model.cost(batch=args.batch, dtype=args.dtype)
-        values = _sets(args.sets)
+        values = parse_sets(args.sets)
         if values:
             report = report.subs(values)
         t = training(report, optimizer=args.optimizer, mixed_precision=args.mixed, recompute=args.recompute,
@@ -66,13 +66,13 @@ def cmd_train(args) -> str:
 
 
 def cmd_generate(args) -> str:
-    from .cli import _sets
-    from .generation import generation
-    from .spec import load
+    from .common import parse_sets
+    from ..generation import generation
+    from ..spec import load
 
     try:
         g = generation(load(args.model), prompt=args.prompt, new=args.new, kv_cache=args.kv_cache,
-                       values=_sets(args.sets), batch=args.batch, dtype=args.dtype, tokens=args.tokens)
+                       values=parse_sets(args.sets), batch=args.batch, dtype=args.dtype, tokens=args.tokens)
     except SymcostError as err:
         raise err.at(args.model) from None
     if args.format == "json":

@@ -1,0 +1,7 @@
+"""``python -m symcost.cli``: the ``symcost`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

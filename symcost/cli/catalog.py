@@ -1,0 +1,39 @@
+"""``symcost models`` and ``symcost ops``: what is built in."""
+
+from __future__ import annotations
+
+import re
+
+
+def add_parser(sub) -> dict:
+    sub.add_parser("models", help="list the built-in models")
+    sub.add_parser("ops", help="list the layer kinds and their arguments")
+    return {"models": cmd_models, "ops": cmd_ops}
+
+
+def cmd_models(args) -> str:
+    from ..spec import ZOO, builtin_names, parse_yaml
+
+    lines = []
+    for name in builtin_names():
+        spec = parse_yaml((ZOO / f"{name}.yaml").read_text(encoding="utf-8"))
+        lines.append(f"{name:<20} {_summary(str(spec.get('description') or spec.get('name', '')))}")
+    return "\n".join(lines) + "\nFull descriptions: the 'description' of each spec in symcost/zoo/.\n"
+
+
+def _summary(text: str, width: int = 76) -> str:
+    """The first clause of a description, cut to ``width`` characters."""
+    first = re.split(r"(?<=[:;])\s|(?<=[^l]\.)\s(?=[A-Z])", text.strip(), maxsplit=1)[0].rstrip(".:;")
+    return first if len(first) <= width else first[: width - 1].rstrip() + "…"
+
+
+def cmd_ops(args) -> str:
+    from ..layers import REGISTRY, load_all
+
+    load_all()
+    lines = []
+    for name in sorted(REGISTRY):
+        kind = REGISTRY[name]
+        arglist = ", ".join(a.name for a in kind.args) or "-"
+        lines.append(f"{name:<20} {arglist}")
+    return "\n".join(lines) + "\n"
