@@ -142,7 +142,7 @@ def conv_model(bias=True):
 
 
 def test_without_bias_matches_torch_bias_false_and_leaves_the_model_alone():
-    torch = pytest.importorskip("torch")
+    import torch
     nn = torch.nn
     m = symcost.Model("mlp", inputs={"x": ["I", "T"]})
     m.add("conv1d", out_channels="H", kernel_size=3, padding="same")

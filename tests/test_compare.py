@@ -70,7 +70,7 @@ def test_no_bias_view_is_the_slides_table_term_for_term(capsys):
 
 def bias_vectors(name, s):
     """Elements of the bias vectors of the PyTorch modules the zoo model stands for."""
-    torch = pytest.importorskip("torch")
+    import torch
     nn = torch.nn
     I, H, T = s["I"], s["H"], s["T"]
     modules = {

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import sympy
 
-torch = pytest.importorskip("torch")
+import torch
 from torch import nn  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 

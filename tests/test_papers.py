@@ -6,7 +6,7 @@ import pytest
 import sympy
 
 import symcost
-from symcost import papers
+from symcost import conventions, papers
 from symcost.papers import layers
 from symcost.sizes import symbol
 from symcost.training import training
@@ -35,11 +35,11 @@ def group(report, rule, *ids):
 
 
 def count(report, name):
-    return pytest.importorskip("symcost.conventions").count(report, name)
+    return conventions.count(report, name)
 
 
 def test_paper_conventions_are_registered_beside_the_counters():
-    CONVENTIONS = pytest.importorskip("symcost.conventions").CONVENTIONS
+    CONVENTIONS = conventions.CONVENTIONS
     for name in ("kaplan", "chinchilla", "megatron", "palm"):
         assert CONVENTIONS[name].unit == "FLOP"
     for name in ("symcost", "torch", "fvcore"):  # the FLOP counters' conventions are still there
@@ -288,7 +288,6 @@ def test_cli_convention_megatron_is_the_papers_formula(capsys, l, h, V, s):
 
     from symcost.cli import main
 
-    pytest.importorskip("symcost.conventions")
     argv = ["cost", "gpt2", "--convention", "megatron", "--set", f"n_layer={l}", "--set", f"d_model={h}",
             "--set", "n_head=2", "--set", f"n_vocab={V}", "--set", f"n_ctx={s}", "--set", f"T={s}", "--format", "json"]
     assert main(argv) == 0

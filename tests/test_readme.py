@@ -13,8 +13,6 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_python_block(index):
     block = BLOCKS[index]
-    if "torch" in block:
-        pytest.importorskip("torch")
     test = doctest.DocTestParser().get_doctest(block, {}, f"README block {index}", str(README), 0)
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     runner.run(test)

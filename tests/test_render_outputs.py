@@ -5,11 +5,11 @@ texlive-latex-recommended, chromium); their tests skip with the reason when they
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 
 import pytest
+from optional_tools import requires, which
 
 import symcost
 from symcost.derivation import derive, render
@@ -60,9 +60,6 @@ def test_markdown_math_is_balanced_and_printed_by_sympy():
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None,
-                    reason="pdflatex is not installed (Debian: apt-get install texlive-latex-base "
-                           "texlive-latex-recommended)")
 def _latex_cases():
     from symcost.spec import builtin_names
 
@@ -70,6 +67,7 @@ def _latex_cases():
     return [(name, special.get(name, {})) for name in builtin_names()]
 
 
+@requires("pdflatex")
 @pytest.mark.parametrize("name, options", _latex_cases())
 def test_latex_document_compiles(tmp_path, name, options):
     """Every built-in model's derivation compiles, and no formula runs into the margin (a long
@@ -91,10 +89,7 @@ def test_latex_document_compiles(tmp_path, name, options):
 
 
 def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
+    return which("chromium")
 
 
 def _headless(tmp_path, *args) -> subprocess.CompletedProcess:
@@ -141,7 +136,7 @@ def test_html_is_self_contained():
     assert "$" not in html and "\\frac" not in html and "\\cdot" not in html
 
 
-@pytest.mark.skipif(_chromium() is None, reason="no headless Chromium (Debian: apt-get install chromium)")
+@requires("chromium")
 def test_html_math_renders_in_chromium(tmp_path):
     page = tmp_path / "lenet5.html"
     page.write_text(render(derive(symcost.load("lenet5"), **LENET), "html"), encoding="utf-8")

@@ -12,7 +12,7 @@ from symcost.cli import main
 from symcost.sizes import symbol
 from symcost.training import training
 
-torch = pytest.importorskip("torch")
+import torch
 from torch.utils.checkpoint import checkpoint, set_checkpoint_early_stop  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
