@@ -34,9 +34,46 @@ MAX_NODES = 100_000            # nodes in one spec
 MAX_SCALAR = 10_000            # characters of one YAML scalar (a number, a name, a size expression)
 MAX_DEPTH = 100                # nesting of YAML lists and mappings
 
-TOP_KEYS = ("name", "dims", "defaults", "input", "inputs", "layers", "nodes", "outputs", "blocks", "batch", "description")
-BLOCK_KEYS = ("inputs", "layers", "nodes", "outputs", "description")
-NODE_RESERVED = ("id", "op", "inputs", "repeat")
+#: The keys of a spec and what each means (docs/spec.md is generated from these tables).
+TOP_KEY_DOCS = {
+    "name": "the model's name, one line of text, shown in every report (default `model`)",
+    "dims": "the size names the spec uses, each with its meaning: `{D: model width, T: sequence length}`",
+    "defaults": "a value for some of the dims, used unless the user sets them: `{d_ff: 4*d_model}` "
+                "(each value is a size)",
+    "input": "the shape of the single input `x`, one sample without the batch dim: `[1, 32, 32]`, `[T, D]`",
+    "inputs": "named inputs instead of `input`: `{x: [T, D], context: [S, D]}`",
+    "layers": "a chain: a list of layers, each applied to the output of the one before (the first to the "
+              "input); use either `layers` or `nodes`",
+    "nodes": "a graph: a list of nodes, each naming its `inputs`",
+    "outputs": "the node (or list of nodes) whose output is the model's (default: every node no other node "
+               "reads, or the last one)",
+    "blocks": "sub-graphs defined once and used by name like a layer kind, `repeat` times if asked: "
+              "`{name: {inputs: [x], layers or nodes: [...]}}`; a block may use the blocks defined before it "
+              "and may not take a layer kind's name",
+    "batch": "the batch size, a size (default 1): multiplies everything but the parameters "
+             "(`--batch` on the command line gives it too)",
+    "description": "free text about the model (`symcost models` shows its first clause)",
+}
+BLOCK_KEY_DOCS = {
+    "inputs": "the block's input names, a list: `[x]` or `[x, context]`; their shapes come from where the "
+              "block is used (a mapping with shapes is accepted too)",
+    "layers": "the block's chain of layers, as at the top level",
+    "nodes": "the block's graph of nodes, as at the top level",
+    "outputs": "the node whose output is the block's (a block has exactly one output)",
+    "description": "free text about the block",
+}
+NODE_KEY_DOCS = {
+    "id": "the node's name: letters, digits, `_`, `-` and `.`, unique in its model or block; used by "
+          "`inputs`, `outputs`, `tied_to` and the reports (default: the op and a number, `conv2d1`)",
+    "op": "the layer kind or block applied (in the chain form `{conv2d: {...}}` the single key names it)",
+    "inputs": "the ids of the nodes or model inputs it reads, in order: a list, or one name (required in "
+              "`nodes`; in `layers` it defaults to the previous layer; an empty list is refused)",
+    "repeat": "blocks only: apply the block this many times in a row, each application reading the "
+              "previous one's output (a size, `12` or `n_layer`; the block must keep its input's shape)",
+}
+TOP_KEYS = tuple(TOP_KEY_DOCS)
+BLOCK_KEYS = tuple(BLOCK_KEY_DOCS)
+NODE_RESERVED = tuple(NODE_KEY_DOCS)
 EXTENSION_PREFIX = "x-"        # top-level keys x-... are ignored: where a spec keeps its YAML anchors
 
 ZOO = Path(__file__).parent / "zoo"
