@@ -13,7 +13,9 @@ Two forms, which may be mixed with ``blocks``::
 A sequential layer is ``{op: {args}}`` (optionally ``id:`` and ``repeat:``
 among the args) or ``{op: NAME, id: ..., ...args}``; each takes the previous
 layer's output.  Files are read with a safe loader that also refuses
-duplicate keys, excessive aliasing and oversized files.
+duplicate keys, excessive aliasing and oversized files, and reads YAML 1.1 merge
+keys (``<<: *anchor``).  Every key is documented in the tables below
+(:data:`TOP_KEY_DOCS` ...), from which docs/spec.md is generated.
 """
 
 from __future__ import annotations
