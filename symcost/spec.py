@@ -108,33 +108,33 @@ class _Loader(yaml.SafeLoader):
         return yaml.constructor.SafeConstructor.construct_scalar(self, node)  # (shared with _FastLoader)
 
     def construct_mapping(self, node, deep=False):
-        self.flatten_mapping(node)
-        return yaml.constructor.SafeConstructor.construct_mapping(self, node, deep=deep)
+        self.flatten_mapping(node)  # then BaseConstructor's (SafeConstructor's would flatten again)
+        return yaml.constructor.BaseConstructor.construct_mapping(self, node, deep=deep)
 
     def flatten_mapping(self, node):
         """YAML 1.1 merge keys (``<<: *base``, ``<<: [*a, *b]``), after refusing a key written
         twice in the mapping itself.  A key the mapping writes overrides a merged one, and the
         first of several merged mappings wins, as in PyYAML; each flattened mapping keeps one
-        pair per key, so merging an anchor into itself level after level cannot grow it."""
-        flat = self.__dict__.setdefault("_flattened", set())
-        if id(node) in flat or not isinstance(node, yaml.MappingNode):
+        pair per key, so merging an anchor into itself level after level cannot grow it (and
+        flattening it again, where it is used, changes nothing)."""
+        if not isinstance(node, yaml.MappingNode):
             return
         seen = set()
+        merges = False
         for key_node, _ in node.value:
             if key_node.tag == MERGE_TAG:
+                merges = True
                 continue
             key = self._key(key_node)
             if key in seen:
                 raise SpecError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
             seen.add(key)
-        if any(key_node.tag == MERGE_TAG for key_node, _ in node.value):
+        if merges:
             yaml.constructor.SafeConstructor.flatten_mapping(self, node)
             pairs: dict = {}
             for key_node, value_node in node.value:  # the last value of a key, at its first place
                 pairs[self._key(key_node)] = (key_node, value_node)
             node.value = list(pairs.values())
-        flat.add(id(node))
-        self.__dict__.setdefault("_kept", []).append(node)  # keeps id(node) unique while loading
 
     def _key(self, key_node):
         key = self.construct_object(key_node)
