@@ -110,11 +110,11 @@ class MultiheadAttention(LayerKind):
         Arg("bias", "bool", True, doc="biases of the q, k, v and output projections (4E parameters)"),
         Arg("kdim", "size", None, doc="E_k: the key input's features; checked against it when given"),
         Arg("vdim", "size", None, doc="E_v: the value input's features; checked against it when given"),
-        Arg("embed_dim", "size", None, doc="checked against the query's last dimension"),
+        Arg("embed_dim", "size", None, doc="E: the query's features; checked against its last dimension when given"),
         Arg("dropout", "prob", 0, doc="on the attention weights in training; the identity at inference"),
-        Arg("add_bias_kv", "bool", False, doc="not supported"),
-        Arg("add_zero_attn", "bool", False, doc="not supported"),
-        Arg("batch_first", "bool", False, doc="no effect on unbatched inputs"),
+        Arg("add_bias_kv", "bool", False, doc="a learned bias row appended to the keys and values: not supported"),
+        Arg("add_zero_attn", "bool", False, doc="a zero row appended to the keys and values: not supported"),
+        Arg("batch_first", "bool", False, doc="the batch dim's place in PyTorch's batched inputs; no effect on one sample"),
     ) + CAUSAL_ARGS
 
     def quantities(self, a, inputs):
