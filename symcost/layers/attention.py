@@ -191,7 +191,7 @@ class ScaledDotProductAttention(LayerKind):
     family = "attention"
     min_inputs = max_inputs = 3
     takes = "three: q [..., T_q, d], k [..., T_kv, d], v [..., T_kv, d_v], leading dims broadcast (rank ≥ 2)"
-    args = (Arg("dropout_p", "prob", 0, doc="the identity at inference"),) + CAUSAL_ARGS + (
+    args = (Arg("dropout_p", "prob", 0, doc="dropout on the attention weights in training; the identity at inference"),) + CAUSAL_ARGS + (
         Arg("past_length", "size0", 0, doc="cached positions before the new keys and values (decoding)"),
     )
 

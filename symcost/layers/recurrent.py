@@ -64,7 +64,7 @@ class _Recurrent(LayerKind):
     gates: int = 1
     states: int = 1  # state vectors kept per step: h (and c for the LSTM)
     args = (
-        Arg("hidden_size", "size", doc="H: features of the hidden state h (and the cell state c)"),
+        Arg("hidden_size", "size", doc="H: features of the hidden state h (and of the LSTM's cell state c)"),
         Arg("num_layers", "size", 1, doc="L: stacked layers, each reading the previous one's output"),
         Arg("bias", "bool", True, doc="learnable biases b_ih and b_hh (2·G·H per layer and direction)"),
         Arg("bidirectional", "bool", False, doc="run each layer forward and backward (D = 2); output [T, 2H]"),
