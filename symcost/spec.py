@@ -13,7 +13,9 @@ Two forms, which may be mixed with ``blocks``::
 A sequential layer is ``{op: {args}}`` (optionally ``id:`` and ``repeat:``
 among the args) or ``{op: NAME, id: ..., ...args}``; each takes the previous
 layer's output.  Files are read with a safe loader that also refuses
-duplicate keys, excessive aliasing and oversized files.
+duplicate keys, excessive aliasing and oversized files, and reads YAML 1.1 merge
+keys (``<<: *anchor``).  Every key is documented in the tables below
+(:data:`TOP_KEY_DOCS` ...), from which docs/spec.md is generated.
 """
 
 from __future__ import annotations
@@ -34,9 +36,47 @@ MAX_NODES = 100_000            # nodes in one spec
 MAX_SCALAR = 10_000            # characters of one YAML scalar (a number, a name, a size expression)
 MAX_DEPTH = 100                # nesting of YAML lists and mappings
 
-TOP_KEYS = ("name", "dims", "defaults", "input", "inputs", "layers", "nodes", "outputs", "blocks", "batch", "description")
-BLOCK_KEYS = ("inputs", "layers", "nodes", "outputs", "description")
-NODE_RESERVED = ("id", "op", "inputs", "repeat")
+#: The keys of a spec and what each means (docs/spec.md is generated from these tables).
+TOP_KEY_DOCS = {
+    "name": "the model's name, one line of text, shown in every report (default `model`)",
+    "dims": "the size names the spec uses, each with its meaning: `{D: model width, T: sequence length}`",
+    "defaults": "a value for some of the dims, used unless the user sets them: `{d_ff: 4*d_model}` "
+                "(each value is a size)",
+    "input": "the shape of the single input `x`, one sample without the batch dim: `[1, 32, 32]`, `[T, D]`",
+    "inputs": "named inputs instead of `input`: `{x: [T, D], context: [S, D]}`",
+    "layers": "a chain: a list of layers, each applied to the output of the one before (the first to the "
+              "input); use either `layers` or `nodes`",
+    "nodes": "a graph: a list of nodes, each naming its `inputs`",
+    "outputs": "the node (or list of nodes) whose output is the model's (default: every node no other node "
+               "reads, or the last one)",
+    "blocks": "sub-graphs defined once and used by name like a layer kind, `repeat` times if asked: "
+              "`{name: {inputs: [x], layers or nodes: [...]}}`; a block may use the blocks defined before it "
+              "and may not take a layer kind's name",
+    "batch": "the batch size, a size (default 1): multiplies everything but the parameters "
+             "(`--batch` on the command line gives it too)",
+    "description": "free text about the model (`symcost models` shows its first clause)",
+}
+BLOCK_KEY_DOCS = {
+    "inputs": "the block's input names, a list: `[x]` or `[x, context]`; their shapes come from where the "
+              "block is used (a mapping with shapes is accepted too)",
+    "layers": "the block's chain of layers, as at the top level",
+    "nodes": "the block's graph of nodes, as at the top level",
+    "outputs": "the node whose output is the block's (a block has exactly one output)",
+    "description": "free text about the block",
+}
+NODE_KEY_DOCS = {
+    "id": "the node's name: letters, digits, `_`, `-` and `.`, unique in its model or block; used by "
+          "`inputs`, `outputs`, `tied_to` and the reports (default: the op and a number, `conv2d1`)",
+    "op": "the layer kind or block applied (in the chain form `{conv2d: {...}}` the single key names it)",
+    "inputs": "the ids of the nodes or model inputs it reads, in order: a list, or one name (required in "
+              "`nodes`; in `layers` it defaults to the previous layer; an empty list is refused)",
+    "repeat": "blocks only: apply the block this many times in a row, each application reading the "
+              "previous one's output (a size, `12` or `n_layer`; the block must keep its input's shape)",
+}
+TOP_KEYS = tuple(TOP_KEY_DOCS)
+BLOCK_KEYS = tuple(BLOCK_KEY_DOCS)
+NODE_RESERVED = tuple(NODE_KEY_DOCS)
+EXTENSION_PREFIX = "x-"        # top-level keys x-... are ignored: where a spec keeps its YAML anchors
 
 ZOO = Path(__file__).parent / "zoo"
 
@@ -68,17 +108,69 @@ class _Loader(yaml.SafeLoader):
         return yaml.constructor.SafeConstructor.construct_scalar(self, node)  # (shared with _FastLoader)
 
     def construct_mapping(self, node, deep=False):
+        self.flatten_mapping(node)  # then BaseConstructor's (SafeConstructor's would flatten again)
+        return yaml.constructor.BaseConstructor.construct_mapping(self, node, deep=deep)
+
+    def flatten_mapping(self, node):
+        """YAML 1.1 merge keys (``<<: *base``, ``<<: [*a, *b]``), after refusing a key written
+        twice in the mapping itself.  A key the mapping writes overrides a merged one, and the
+        first of several merged mappings wins, as in PyYAML; each flattened mapping keeps one
+        pair per key, so merging an anchor into itself level after level cannot grow it (and
+        flattening it again, where it is used, changes nothing)."""
+        if not isinstance(node, yaml.MappingNode):
+            return
         seen = set()
+        merges = False
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                hashable = key in seen
-            except TypeError:
-                raise SpecError(f"line {key_node.start_mark.line + 1}: a mapping key must be a plain value") from None
-            if hashable:
+            if key_node.tag == MERGE_TAG:
+                merges = True
+                continue
+            key = self._key(key_node)
+            if key in seen:
                 raise SpecError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
             seen.add(key)
-        return yaml.constructor.SafeConstructor.construct_mapping(self, node, deep=deep)
+        if merges:
+            yaml.constructor.SafeConstructor.flatten_mapping(self, node)
+            pairs: dict = {}
+            for key_node, value_node in node.value:  # the last value of a key, at its first place
+                pairs[self._key(key_node)] = (key_node, value_node)
+            node.value = list(pairs.values())
+
+    def _key(self, key_node):
+        key = self.construct_object(key_node)
+        try:
+            hash(key)
+        except TypeError:
+            raise SpecError(f"line {key_node.start_mark.line + 1}: a mapping key must be a plain value") from None
+        return key
+
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _scalar_tag(tag: str, what: str):
+    """A constructor for ``!!tag`` that reports a value it cannot read as one line naming it
+    (PyYAML raises KeyError for ``!!bool abc``, AttributeError for ``!!timestamp abc``)."""
+    construct = getattr(yaml.SafeLoader, f"construct_yaml_{tag}")
+
+    def constructor(loader, node):
+        try:
+            return construct(loader, node)
+        except SymcostError:
+            raise
+        except Exception:  # noqa: BLE001 - whatever PyYAML raised, the value is not a {what}
+            raise SpecError(f"line {node.start_mark.line + 1}: !!{tag} {_quoted(node.value)} is not {what}") from None
+
+    return constructor
+
+
+def _quoted(value) -> str:
+    text = str(value)
+    return repr(text if len(text) <= 20 else text[:20] + "...")
+
+
+SCALAR_TAGS = {"float": "a number", "bool": "true or false", "timestamp": "a date or time",
+               "binary": "base64 data"}
 
 
 def _construct_int(loader: _Loader, node) -> int:
@@ -86,14 +178,22 @@ def _construct_int(loader: _Loader, node) -> int:
     line = node.start_mark.line + 1
     try:
         value = yaml.SafeLoader.construct_yaml_int(loader, node)
-    except ValueError:
+    except SymcostError:
+        raise
+    except ValueError as err:  # Python refuses int() of more than 4,300 digits: a number, too long
+        if "digits" not in str(err):
+            raise SpecError(f"line {line}: !!int {_quoted(node.value)} is not a whole number") from None
         value = None
+    except Exception:  # noqa: BLE001 - !!int "" (IndexError), !!int 0x (ValueError above) ...
+        raise SpecError(f"line {line}: !!int {_quoted(node.value)} is not a whole number") from None
     if value is None or abs(value).bit_length() > MAX_BITS:
         raise SpecError(f"line {line}: the number {node.value[:20]}... is larger than 2**{MAX_BITS}")
     return value
 
 
 _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+for _tag, _what in SCALAR_TAGS.items():
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _scalar_tag(_tag, _what))
 
 _SLOW = object()
 _FastLoader = None
@@ -106,8 +206,12 @@ if hasattr(yaml, "CSafeLoader"):  # libyaml is there: parse and compose in C (5x
 
         construct_scalar = _Loader.construct_scalar
         construct_mapping = _Loader.construct_mapping
+        flatten_mapping = _Loader.flatten_mapping
+        _key = _Loader._key
 
     _FastLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+    for _tag, _what in SCALAR_TAGS.items():
+        _FastLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _scalar_tag(_tag, _what))
 
 
 def _within_limits(text: str) -> bool:
@@ -218,11 +322,15 @@ def _mapping(value: Any, what: str) -> Mapping:
 
 
 def _kind(value: Any) -> str:
+    if value == [] or value == {}:
+        return f"an empty {'list' if isinstance(value, list) else 'mapping'}"
     return {list: "a list", dict: "a mapping", str: "text", type(None): "empty"}.get(type(value)) or brief(value)
 
 
 def _check_keys(d: Mapping, allowed: tuple, what: str) -> None:
     for key in d:
+        if isinstance(key, str) and key.startswith(EXTENSION_PREFIX) and what == "the spec":
+            continue  # x-...: a place for YAML anchors (``x-conv: &conv {...}``), as in docker compose
         if key not in allowed:
             raise SpecError(f"unknown key {key!r} in {what}" + nearest(str(key), allowed)
                             + f"; allowed: {', '.join(allowed)}")
@@ -248,6 +356,7 @@ def from_dict(spec: Any) -> Model:
     model = Model(str(name), dims={k: "" if v is None else str(v) for k, v in dims.items()},
                   batch=spec.get("batch", 1), defaults=_defaults(spec.get("defaults"), dims))
     for bname, bspec in (_mapping(spec.get("blocks") or {}, "blocks")).items():
+        _not_a_kind(bname)
         try:
             model.add_block(str(bname), _block(bspec, model))
         except SymcostError as err:
@@ -255,6 +364,16 @@ def from_dict(spec: Any) -> Model:
     _inputs(spec, model, "the spec")
     _body(spec, model)
     return model
+
+
+def _not_a_kind(bname: Any) -> None:
+    """A block named like a layer kind would replace that kind in the whole spec: refused."""
+    from .layers import REGISTRY, load_all
+
+    load_all()
+    if isinstance(bname, str) and bname in REGISTRY:
+        raise SpecError(f"block {bname!r} has the name of the layer kind {bname!r}; "
+                        "give the block another name")
 
 
 def _defaults(value: Any, dims: Mapping) -> dict:
@@ -279,6 +398,8 @@ def _inputs(spec: Mapping, model: Model, what: str) -> None:
     inputs = spec.get("inputs")
     if inputs is None:
         raise SpecError(f"{what} needs 'input: [shape]' or 'inputs: {{name: [shape]}}'")
+    if inputs == [] or inputs == {}:
+        raise SpecError(f"{what} has an empty 'inputs'; name at least one input")
     if isinstance(inputs, list):  # block inputs by name only: shapes come from the caller
         for iname in inputs:
             model.add_input(str(iname), None)
@@ -342,6 +463,10 @@ def _node(item: Any, model: Model, graph_form: bool, index: int) -> None:
         raise SpecError(f"node {node_id or op!r} needs 'inputs: [...]'").at(where)
     if isinstance(inputs, str):
         inputs = [inputs]
+    if inputs == []:  # an explicit empty list is not "the previous node"
+        raise SpecError(f"{node_id or op!r} has 'inputs: []'; name its inputs, or leave 'inputs' out "
+                        "to take the previous layer's output" if not graph_form else
+                        f"node {node_id or op!r} has 'inputs: []'; name at least one input").at(where)
     if inputs is not None and (not isinstance(inputs, list) or not all(isinstance(s, str) for s in inputs)):
         raise SpecError("inputs must be a list of node names").at(where)
     repeat = fields.pop("repeat", 1)

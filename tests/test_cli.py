@@ -5,6 +5,7 @@ import json
 import pytest
 
 from symcost.cli import main
+from symcost.layers.base import REQUIRED
 
 
 def run(capsys, *argv):
@@ -66,3 +67,45 @@ def test_models_lists_every_builtin_on_one_short_line(capsys):
     for name in builtin_names():
         assert sum(line.split()[0] == name for line in lines if line.strip()) == 1
     assert all(len(line) <= 100 for line in lines)
+
+
+@pytest.mark.parametrize("columns", [200, 80, 60, 40])
+def test_ops_lists_every_kind_with_its_arguments_and_defaults_within_the_terminal(capsys, monkeypatch, columns):
+    from symcost.layers import REGISTRY, load_all
+    from symcost.reference import default_text
+
+    load_all()
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, out, _ = run(capsys, "ops")
+    assert code == 0
+    lines = out.splitlines()
+    assert all(len(line) <= columns for line in lines), max(lines, key=len)
+    names = [line.split()[0] for line in lines if line and not line[0].isspace()]
+    flat = " ".join(out.split())  # wrapping breaks only between arguments
+    for name, kind in REGISTRY.items():
+        assert name in names, name
+        for arg in kind.args:
+            assert arg.name in flat if arg.default is REQUIRED else f"{arg.name}={default_text(arg)}" in flat
+
+
+def test_ops_kind_prints_the_reference_of_one_kind(capsys, monkeypatch):
+    from symcost.layers import get_kind
+    from symcost.reference import default_text
+
+    monkeypatch.setenv("COLUMNS", "100")
+    code, out, err = run(capsys, "ops", "conv2d")
+    assert code == 0 and err == ""
+    flat = " ".join(out.split())
+    kind = get_kind("conv2d")
+    assert "rank 3" in out and "K·M1·N1·(C/G)·W·H" in out      # its input rank and its formula
+    for arg in kind.args:
+        assert " ".join(arg.doc.split()) in flat
+        assert any(line.split()[:2] == [arg.name, default_text(arg)] for line in out.splitlines() if line.strip())
+    arguments = out.split("What it counts:")[0]  # the docstring's formulas are printed as written
+    assert all(len(line) <= 100 for line in arguments.splitlines())
+
+
+def test_ops_of_an_unknown_kind_is_one_line_with_a_suggestion(capsys):
+    code, out, err = run(capsys, "ops", "lineer")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("symcost: error:") and "did you mean 'linear'" in err

@@ -615,6 +615,138 @@ def test_a_directory_is_not_a_spec(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
+# Empty values, names that shadow a kind, YAML tags and merge keys (issue 13, item 10)
+# ------------------------------------------------------------------------------------------------
+
+EMPTY_OR_SHADOWING = {
+    "a node with inputs: [] (used to be wired to the previous node)": (
+        "inputs: {x: [3]}\nnodes:\n  - {id: a, op: relu, inputs: [x]}\n  - {id: b, op: relu, inputs: []}\n",
+        ["node 2", "node 'b'", "'inputs: []'"]),
+    "a sequential layer with inputs: []": (
+        "input: [3]\nlayers:\n  - relu: {}\n  - linear: {id: fc, out_features: 2, inputs: []}\n",
+        ["layer 2", "'fc'", "'inputs: []'"]),
+    "a block node with inputs: []": (
+        "blocks:\n  b:\n    inputs: [x]\n    nodes:\n      - {id: r, op: relu, inputs: []}\n"
+        "input: [3]\nlayers: [{b: {}}]\n",
+        ["block 'b'", "node 'r'", "'inputs: []'"]),
+    "a block named like a layer kind (used to replace the kind)": (
+        "blocks:\n  linear:\n    inputs: [x]\n    layers: [{relu: {}}]\ninput: [3]\nlayers: [{linear: {}}]\n",
+        ["block 'linear'", "layer kind 'linear'"]),
+    "a block named like an attention kind": (
+        "blocks:\n  multihead_attention:\n    inputs: [x]\n    layers: [{relu: {}}]\ninput: [3]\n"
+        "layers: [{relu: {}}]\n",
+        ["block 'multihead_attention'", "layer kind"]),
+    "an empty inputs mapping": (
+        "inputs: {}\nlayers: [{relu: {}}]\n",
+        ["empty 'inputs'"]),
+    "an empty inputs list": (
+        "inputs: []\nlayers: [{relu: {}}]\n",
+        ["empty 'inputs'"]),
+    "a block with no inputs": (
+        "blocks:\n  b:\n    inputs: []\n    layers: [{relu: {}}]\ninput: [3]\nlayers: [{b: {}}]\n",
+        ["block 'b'", "empty 'inputs'"]),
+    "an empty block": (
+        "blocks: {b: {}}\ninput: [3]\nlayers: [{relu: {}}]\n",
+        ["block 'b'", "needs 'input"]),
+    "a block with no body": (
+        "blocks: {b: }\ninput: [3]\nlayers: [{relu: {}}]\n",
+        ["block 'b'", "must be a mapping"]),
+    "empty layers": ("input: [3]\nlayers: []\n", ["'layers' must be a non-empty list"]),
+    "empty nodes": ("inputs: {x: [3]}\nnodes: []\n", ["'nodes' must be a non-empty list"]),
+    "a block with empty nodes": (
+        "blocks:\n  b:\n    inputs: [x]\n    nodes: []\ninput: [3]\nlayers: [{b: {}}]\n",
+        ["block 'b'", "'nodes' must be a non-empty list"]),
+    "empty outputs": ("input: [3]\nlayers: [{relu: {}}]\noutputs: []\n", ["outputs", "not an empty list"]),
+    "an empty input shape": ("input: []\nlayers: [{relu: {}}]\n", ["input must be a list", "not an empty list"]),
+}
+
+
+@pytest.mark.parametrize("text, words", EMPTY_OR_SHADOWING.values(), ids=EMPTY_OR_SHADOWING.keys())
+def test_empty_values_and_names_that_shadow_a_kind_are_refused(spec, text, words):
+    path = spec(text)
+    refused(run("cost", path), path, *words)
+
+
+def test_an_empty_blocks_mapping_is_no_blocks():
+    """``blocks: {}`` defines nothing and shadows nothing: the same model as without it."""
+    plain = load("input: [3]\nlayers: [{linear: {out_features: 2}}]\n").cost()
+    assert load("blocks: {}\ninput: [3]\nlayers: [{linear: {out_features: 2}}]\n").cost().params == plain.params == 8
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("!!int abc", ["line 1", "!!int 'abc' is not a whole number"]),   # was "larger than 2**256"
+        ("!!int 0x", ["!!int '0x' is not a whole number"]),
+        ("!!int ''", ["!!int '' is not a whole number"]),                # was an internal IndexError
+        ("!!float abc", ["line 1", "!!float 'abc' is not a number"]),
+        ("!!bool abc", ["line 1", "!!bool 'abc' is not true or false"]),  # was an internal KeyError
+        ("!!timestamp abc", ["!!timestamp 'abc' is not a date or time"]),  # was an internal AttributeError
+        ("!!timestamp 2001-99-99", ["!!timestamp '2001-99-99' is not a date or time"]),
+        ("!!binary '@@'", ["dimension", "not b''"]),
+        ("!!set {a, b}", ["dimension"]),
+        ("!!foo 3", ["invalid YAML", "tag:yaml.org,2002:foo"]),
+    ],
+)
+def test_yaml_tags_with_values_they_cannot_read(spec, value, words):
+    path = spec(f"input: [{value}]\nlayers: [{{relu: {{}}}}]\n")
+    refused(run("cost", path), path, *words)
+
+
+def test_a_huge_explicit_int_is_still_too_large():
+    refused(run("cost", "input: [!!int " + "9" * 5000 + "]\nlayers: [{relu: {}}]\n"), "larger than 2**256")
+
+
+MERGES = {
+    "one mapping": ("linear: &wide {out_features: 4}\n  - linear: {<<: *wide, bias: false}\n", 3 * 4 + 4 + 4 * 4),
+    "a list of mappings, the first wins": (
+        "linear: &a {out_features: 4}\n  - linear: {<<: [{out_features: 2, bias: false}, *a]}\n",
+        3 * 4 + 4 + 4 * 2),
+    "a key written beside the merge overrides it": (
+        "linear: &a {out_features: 4}\n  - linear: {<<: *a, out_features: 5}\n", 3 * 4 + 4 + 4 * 5 + 5),
+}
+
+
+@pytest.mark.parametrize("layers, params", MERGES.values(), ids=MERGES.keys())
+def test_yaml_merge_keys(layers, params):
+    """YAML 1.1 merge keys, as PyYAML reads them (params: linear 3 -> 4 with bias, then the merged layer)."""
+    assert load(f"input: [3]\nlayers:\n  - {layers}").cost().params == params
+
+
+def test_merge_keys_with_anchors_kept_in_an_extension_key():
+    """Top-level x-... keys are ignored (docker compose's convention): a place for anchors."""
+    text = ("x-conv: &conv {kernel_size: 3, padding: 1}\ninput: [3, 8, 8]\nlayers:\n"
+            "  - conv2d: {<<: *conv, out_channels: 4}\n  - conv2d: {<<: *conv, out_channels: 4, bias: false}\n")
+    assert load(text).cost().params == (4 * 3 * 9 + 4) + 4 * 4 * 9
+    refused(run("cost", "y-conv: 1\ninput: [3]\nlayers: [{relu: {}}]\n"), "unknown key 'y-conv'")
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("a: &a {x: 1}\nb: {<<: *a, x: 2, x: 3}\n", ["line 2", "duplicate key 'x'"]),
+        ("a: &a {x: 1, x: 2}\nb: {<<: *a}\n", ["line 1", "duplicate key 'x'"]),
+        ("b: {<<: 3}\n", ["invalid YAML", "merging"]),
+        ("b: {<<: [3]}\n", ["invalid YAML", "merging"]),
+        ("b: {<<: *nowhere}\n", ["invalid YAML", "undefined alias"]),
+    ],
+)
+def test_merge_keys_keep_the_duplicate_key_check(spec, text, words):
+    path = spec(text + "input: [3]\nlayers: [{relu: {}}]\n")
+    refused(run("cost", path), path, *words)
+
+
+def test_a_merge_bomb_is_never_expanded(spec):
+    """Each level merges the one before twice: PyYAML's flattening doubles the pairs per level
+    (2**45 at 45 levels, within the alias limit); one pair per key keeps it at 46."""
+    lines = ["x-a0: &a0 {k0: 1, k1: 2}"] + [
+        f"x-a{i}: &a{i} {{<<: [*a{i - 1}, *a{i - 1}], k{i + 1}: {i}}}" for i in range(1, MAX_ALIASES // 2 - 5)]
+    path = spec("\n".join(lines) + "\ninput: [3]\nlayers: [{relu: {}}]\n")
+    result = run("cost", path, "--format", "json")
+    assert result.code == 0 and result.seconds < HANG_GUARD, result.err
+
+
+# ------------------------------------------------------------------------------------------------
 # The library raises the right subclass (the CLI turns any of them into exit 2)
 # ------------------------------------------------------------------------------------------------
 

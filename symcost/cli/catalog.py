@@ -7,7 +7,8 @@ import re
 
 def add_parser(sub) -> dict:
     sub.add_parser("models", help="list the built-in models")
-    sub.add_parser("ops", help="list the layer kinds and their arguments")
+    ops = sub.add_parser("ops", help="list the layer kinds and their arguments")
+    ops.add_argument("kind", nargs="?", help="one kind: its arguments, input and formulas")
     return {"models": cmd_models, "ops": cmd_ops}
 
 
@@ -28,12 +29,12 @@ def _summary(text: str, width: int = 76) -> str:
 
 
 def cmd_ops(args) -> str:
-    from ..layers import REGISTRY, load_all
+    """The kinds with their arguments and defaults, or one kind's reference (docs/spec.md's entry),
+    fitted to the terminal."""
+    import shutil
 
-    load_all()
-    lines = []
-    for name in sorted(REGISTRY):
-        kind = REGISTRY[name]
-        arglist = ", ".join(a.name for a in kind.args) or "-"
-        lines.append(f"{name:<20} {arglist}")
-    return "\n".join(lines) + "\n"
+    from ..reference import kind_text, kinds_table
+
+    width = shutil.get_terminal_size((80, 24)).columns
+    kind = getattr(args, "kind", None)
+    return kinds_table(width) if kind is None else kind_text(kind, width)

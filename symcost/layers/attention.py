@@ -103,16 +103,18 @@ class MultiheadAttention(LayerKind):
     name = "multihead_attention"
     family = "attention"
     min_inputs, max_inputs = 1, 3
+    takes = ("one to three, each [T, features]: x (self-attention), [query, context] or "
+             "[query, key, value] (rank 2)")
     args = (
-        Arg("num_heads", "size"),
-        Arg("bias", "bool", True),
-        Arg("kdim", "size", None),
-        Arg("vdim", "size", None),
-        Arg("embed_dim", "size", None, doc="checked against the query's last dimension"),
+        Arg("num_heads", "size", doc="h: heads, each of d = E/h features (E divisible by h)"),
+        Arg("bias", "bool", True, doc="biases of the q, k, v and output projections (4E parameters)"),
+        Arg("kdim", "size", None, doc="E_k: the key input's features; checked against it when given"),
+        Arg("vdim", "size", None, doc="E_v: the value input's features; checked against it when given"),
+        Arg("embed_dim", "size", None, doc="E: the query's features; checked against its last dimension when given"),
         Arg("dropout", "prob", 0, doc="on the attention weights in training; the identity at inference"),
-        Arg("add_bias_kv", "bool", False, doc="not supported"),
-        Arg("add_zero_attn", "bool", False, doc="not supported"),
-        Arg("batch_first", "bool", False, doc="no effect on unbatched inputs"),
+        Arg("add_bias_kv", "bool", False, doc="a learned bias row appended to the keys and values: not supported"),
+        Arg("add_zero_attn", "bool", False, doc="a zero row appended to the keys and values: not supported"),
+        Arg("batch_first", "bool", False, doc="the batch dim's place in PyTorch's batched inputs; no effect on one sample"),
     ) + CAUSAL_ARGS
 
     def quantities(self, a, inputs):
@@ -188,7 +190,8 @@ class ScaledDotProductAttention(LayerKind):
     name = "scaled_dot_product_attention"
     family = "attention"
     min_inputs = max_inputs = 3
-    args = (Arg("dropout_p", "prob", 0, doc="the identity at inference"),) + CAUSAL_ARGS + (
+    takes = "three: q [..., T_q, d], k [..., T_kv, d], v [..., T_kv, d_v], leading dims broadcast (rank ≥ 2)"
+    args = (Arg("dropout_p", "prob", 0, doc="dropout on the attention weights in training; the identity at inference"),) + CAUSAL_ARGS + (
         Arg("past_length", "size0", 0, doc="cached positions before the new keys and values (decoding)"),
     )
 

@@ -189,6 +189,10 @@ class LayerKind:
 
     name: ClassVar[str]
     family: ClassVar[str] = ""
+    #: the input(s) of one application, in the docstring's notation, ending with its rank:
+    #: "(rank 3)", "(rank 1 or 2)", "(rank ≥ 1)" or "(any rank)" (docs/spec.md; tests/test_spec_doc.py
+    #: checks the rank against what the kind accepts)
+    takes: ClassVar[str] = ""
     args: ClassVar[tuple[Arg, ...]] = ()
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1

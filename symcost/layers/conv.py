@@ -40,15 +40,21 @@ def _channels(kind, a, x, q):
 
 def _common_args(transposed: bool) -> tuple[Arg, ...]:
     return (
-        Arg("out_channels", "size"),
-        Arg("kernel_size", "sizes"),
-        Arg("stride", "sizes", 1),
-        Arg("padding", "sizes0" if transposed else "padding", 0),
-        *((Arg("output_padding", "sizes0", 0),) if transposed else ()),
-        Arg("dilation", "sizes", 1),
-        Arg("groups", "size", 1),
-        Arg("bias", "bool", True),
-        Arg("in_channels", "size", None),
+        Arg("out_channels", "size", doc="K: number of kernels, the output's channels"),
+        Arg("kernel_size", "sizes", doc="W (×H×R): the kernel's extent"),
+        Arg("stride", "sizes", 1, doc="S: step between kernel positions"),
+        Arg("padding", "sizes0" if transposed else "padding", 0,
+            doc=("P: zeros cropped from each side of the output" if transposed else
+                 "P: zeros added on each side of the input; 'same' (stride 1): the output keeps the "
+                 "input's size; 'valid': no padding")),
+        *((Arg("output_padding", "sizes0", 0,
+               doc="OP: extra size added to one side of the output (smaller than stride or dilation)"),)
+          if transposed else ()),
+        Arg("dilation", "sizes", 1, doc="D: spacing between kernel elements"),
+        Arg("groups", "size", 1, doc="G: channels split into G groups, each convolved on its own "
+                                     "(C and K divisible by G; G = C is a depthwise convolution)"),
+        Arg("bias", "bool", True, doc="add a learnable bias per output channel (K parameters)"),
+        Arg("in_channels", "size", None, doc="C: checked against the input's channels when given"),
     )
 
 
@@ -114,18 +120,21 @@ class _Conv(LayerKind):
 class Conv1d(_Conv):
     name = "conv1d"
     spatial = 1
+    takes = "x [C, M]: channels, then length (rank 2)"
 
 
 @register
 class Conv2d(_Conv):
     name = "conv2d"
     spatial = 2
+    takes = "x [C, M, N]: channels, then two spatial axes (rank 3)"
 
 
 @register
 class Conv3d(_Conv):
     name = "conv3d"
     spatial = 3
+    takes = "x [C, M, N, L]: channels, then three spatial axes (rank 4)"
 
 
 class _ConvTranspose(LayerKind):
@@ -180,9 +189,11 @@ class _ConvTranspose(LayerKind):
 class ConvTranspose1d(_ConvTranspose):
     name = "conv_transpose1d"
     spatial = 1
+    takes = "x [C, M]: channels, then length (rank 2)"
 
 
 @register
 class ConvTranspose2d(_ConvTranspose):
     name = "conv_transpose2d"
     spatial = 2
+    takes = "x [C, M, N]: channels, then two spatial axes (rank 3)"

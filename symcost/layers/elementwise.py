@@ -27,6 +27,7 @@ def per_element(E, *, activations=0, **counts) -> Cost:
 
 class _Unary(LayerKind):
     family = "elementwise"
+    takes = "x [...]: E elements (any rank)"
     per_element: dict = {}
 
     def quantities(self, a, inputs):
@@ -72,7 +73,8 @@ class Tanh(_Unary):
 class GELU(_Unary):
     __doc__ = "gelu: 0.5·x·(1 + erf(x/√2)), 3 mul + 1 add + 1 erf per element (tanh form: 6 mul, 2 add, 1 tanh)."
     name = "gelu"
-    args = (Arg("approximate", "choice", "none", choices=("none", "tanh")),)
+    args = (Arg("approximate", "choice", "none", choices=("none", "tanh"),
+                doc="'none': the exact erf form; 'tanh': the tanh approximation (nn.GELU's approximate)"),)
 
     def quantities(self, a, inputs):
         q = super().quantities(a, inputs)
@@ -90,7 +92,7 @@ class Dropout(_Unary):
     __doc__ = "dropout: the identity at inference; no cost."
     view = True
     name = "dropout"
-    args = (Arg("p", "prob", 0.5),)
+    args = (Arg("p", "prob", 0.5, doc="probability of zeroing an element in training; no effect at inference"),)
 
     def cost(self, q):
         return Cost()
@@ -116,7 +118,8 @@ class Softmax(LayerKind):
 
     name = "softmax"
     family = "elementwise"
-    args = (Arg("dim", "int", -1),)
+    takes = "x [...]: softmax over the vectors along dim (rank ≥ 1)"
+    args = (Arg("dim", "int", -1, doc="the dim normalised over (negative counts from the end)"),)
 
     def quantities(self, a, inputs):
         (x,) = inputs
@@ -139,6 +142,7 @@ class _Binary(LayerKind):
 
     family = "elementwise"
     min_inputs, max_inputs = 2, None
+    takes = "two or more tensors, broadcast together as in PyTorch (any rank)"
     op_kind = ""
 
     def quantities(self, a, inputs):

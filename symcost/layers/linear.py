@@ -21,11 +21,14 @@ class Linear(LayerKind):
 
     name = "linear"
     family = "linear"
+    takes = "x [..., n]: features in the last dim, any leading dims (rank ≥ 1)"
     args = (
-        Arg("out_features", "size"),
-        Arg("bias", "bool", True),
-        Arg("in_features", "size", None),
-        Arg("tied_to", "name", None, doc="reuse another layer's weight (adds no weight parameters)"),
+        Arg("out_features", "size", doc="k: size of each output vector (nn.Linear's out_features)"),
+        Arg("bias", "bool", True, doc="add a learnable bias b (k parameters)"),
+        Arg("in_features", "size", None, doc="n: checked against the input's last dim when given"),
+        Arg("tied_to", "name", None,
+            doc="id of a layer whose weight this one reuses (an embedding or linear of the same k×n "
+                "weight: weight tying); the shared weight is counted once"),
     )
 
     def quantities(self, a, inputs):
@@ -67,6 +70,7 @@ class Matmul(LayerKind):
 
     name = "matmul"
     family = "linear"
+    takes = "two: A [..., n, k] and B [..., k, m]; a 1-D operand is a vector, as in torch.matmul (rank ≥ 1)"
     min_inputs = max_inputs = 2
 
     def quantities(self, a, inputs):

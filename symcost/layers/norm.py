@@ -31,10 +31,11 @@ class LayerNorm(LayerKind):
 
     name = "layernorm"
     family = "norm"
+    takes = "x [..., n]: normalised over the last dim (rank ≥ 1)"
     args = (
-        Arg("eps", "prob", 1e-5),
-        Arg("elementwise_affine", "bool", True),
-        Arg("bias", "bool", True),
+        Arg("eps", "prob", 1e-5, doc="ε added to the variance; no effect on counts"),
+        Arg("elementwise_affine", "bool", True, doc="learnable γ (and β) per feature: n (2n) parameters"),
+        Arg("bias", "bool", True, doc="with elementwise_affine: learn β too (nn.LayerNorm's bias)"),
     )
 
     def quantities(self, a, inputs):
@@ -66,9 +67,10 @@ class RMSNorm(LayerKind):
 
     name = "rmsnorm"
     family = "norm"
+    takes = "x [..., n]: normalised over the last dim (rank ≥ 1)"
     args = (
         Arg("eps", "prob", None, doc="ε (nn.RMSNorm's default: the dtype's machine epsilon); no effect on counts"),
-        Arg("elementwise_affine", "bool", True),
+        Arg("elementwise_affine", "bool", True, doc="learnable γ per feature: n parameters"),
     )
 
     def quantities(self, a, inputs):
@@ -92,11 +94,12 @@ class _BatchNorm(LayerKind):
     family = "norm"
     ranks: tuple = ()
     args = (
-        Arg("eps", "prob", 1e-5),
-        Arg("momentum", "prob", 0.1),
-        Arg("affine", "bool", True),
-        Arg("track_running_stats", "bool", True),
-        Arg("num_features", "size", None),
+        Arg("eps", "prob", 1e-5, doc="ε added to the variance; no effect on counts"),
+        Arg("momentum", "prob", 0.1, doc="update rate of the running statistics in training; no effect at inference"),
+        Arg("affine", "bool", True, doc="learnable γ and β per channel: 2C parameters"),
+        Arg("track_running_stats", "bool", True,
+            doc="normalise with running mean and variance (buffers, not parameters); false is not supported"),
+        Arg("num_features", "size", None, doc="C: checked against the input's channels when given"),
     )
 
     def quantities(self, a, inputs):
@@ -122,9 +125,11 @@ class _BatchNorm(LayerKind):
 class BatchNorm1d(_BatchNorm):
     name = "batchnorm1d"
     ranks = (1, 2)
+    takes = "x [C] or [C, L]: channels first (rank 1 or 2)"
 
 
 @register
 class BatchNorm2d(_BatchNorm):
     name = "batchnorm2d"
     ranks = (3,)
+    takes = "x [C, M, N]: channels, then two spatial axes (rank 3)"

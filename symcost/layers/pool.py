@@ -12,6 +12,12 @@ from .base import Arg, LayerKind, Quantities, numel, register, require_positive,
 from .conv import AXES, conv_out
 
 
+WINDOW = "W (×H): the window's extent"
+STRIDE = "S: step between windows (default: kernel_size, as in PyTorch)"
+PADDING = "P: padding on each side (−∞ for max, 0 for average), at most half the window"
+CEIL_MODE = "round the output size up instead of down: not supported (use padding)"
+
+
 class _Pool(LayerKind):
     family = "pool"
     dilated = True
@@ -59,11 +65,11 @@ class _MaxPool(_Pool):
     """
 
     args = (
-        Arg("kernel_size", "sizes"),
-        Arg("stride", "sizes", None),
-        Arg("padding", "sizes0", 0),
-        Arg("dilation", "sizes", 1),
-        Arg("ceil_mode", "bool", False),
+        Arg("kernel_size", "sizes", doc=WINDOW),
+        Arg("stride", "sizes", None, doc=STRIDE),
+        Arg("padding", "sizes0", 0, doc=PADDING),
+        Arg("dilation", "sizes", 1, doc="D: spacing between window elements"),
+        Arg("ceil_mode", "bool", False, doc=CEIL_MODE),
     )
 
     def cost(self, q):
@@ -80,11 +86,12 @@ class _AvgPool(_Pool):
 
     dilated = False
     args = (
-        Arg("kernel_size", "sizes"),
-        Arg("stride", "sizes", None),
-        Arg("padding", "sizes0", 0),
-        Arg("ceil_mode", "bool", False),
-        Arg("count_include_pad", "bool", True),
+        Arg("kernel_size", "sizes", doc=WINDOW),
+        Arg("stride", "sizes", None, doc=STRIDE),
+        Arg("padding", "sizes0", 0, doc=PADDING),
+        Arg("ceil_mode", "bool", False, doc=CEIL_MODE),
+        Arg("count_include_pad", "bool", True,
+            doc="divide by the whole window, padding included (PyTorch's default); the count is the same either way"),
     )
 
     def cost(self, q):
@@ -96,21 +103,25 @@ class _AvgPool(_Pool):
 class MaxPool1d(_MaxPool):
     name = "maxpool1d"
     spatial = 1
+    takes = "x [C, M]: channels, then length (rank 2)"
 
 
 @register
 class MaxPool2d(_MaxPool):
     name = "maxpool2d"
     spatial = 2
+    takes = "x [C, M, N]: channels, then two spatial axes (rank 3)"
 
 
 @register
 class AvgPool1d(_AvgPool):
     name = "avgpool1d"
     spatial = 1
+    takes = "x [C, M]: channels, then length (rank 2)"
 
 
 @register
 class AvgPool2d(_AvgPool):
     name = "avgpool2d"
     spatial = 2
+    takes = "x [C, M, N]: channels, then two spatial axes (rank 3)"

@@ -60,14 +60,15 @@ class _Recurrent(LayerKind):
 
     family = "recurrent"
     recurrent = True
+    takes = "x [T, I]: one unbatched, time-major sequence of T steps of I features (rank 2)"
     gates: int = 1
     states: int = 1  # state vectors kept per step: h (and c for the LSTM)
     args = (
-        Arg("hidden_size", "size"),
-        Arg("num_layers", "size", 1),
-        Arg("bias", "bool", True),
-        Arg("bidirectional", "bool", False),
-        Arg("input_size", "size", None, doc="checked against the input's last dimension"),
+        Arg("hidden_size", "size", doc="H: features of the hidden state h (and of the LSTM's cell state c)"),
+        Arg("num_layers", "size", 1, doc="L: stacked layers, each reading the previous one's output"),
+        Arg("bias", "bool", True, doc="learnable biases b_ih and b_hh (2·G·H per layer and direction)"),
+        Arg("bidirectional", "bool", False, doc="run each layer forward and backward (D = 2); output [T, 2H]"),
+        Arg("input_size", "size", None, doc="I: checked against the input's last dimension when given"),
         Arg("dropout", "prob", 0, doc="between layers in training; the identity at inference"),
     )
 
@@ -151,7 +152,8 @@ class RNN(_Recurrent):
 
     name = "rnn"
     gates = 1
-    args = _Recurrent.args + (Arg("nonlinearity", "choice", "tanh", choices=("tanh", "relu")),)
+    args = _Recurrent.args + (Arg("nonlinearity", "choice", "tanh", choices=("tanh", "relu"),
+                                  doc="the cell's activation: 'tanh' (1 tanh per unit) or 'relu' (1 cmp)"),)
 
     def cell(self, q, n, fused):
         c = self._dots(q, n, fused)

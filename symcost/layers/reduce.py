@@ -25,8 +25,9 @@ class _Reduce(LayerKind):
     """A fold over n elements per output: n − 1 ``fold`` operations, then ``after`` per output."""
 
     family = "reduction"
-    args = (Arg("dim", "dims", None, doc="the dims reduced (all when omitted)"),
-            Arg("keepdim", "bool", False, doc="keep each reduced dim as 1"))
+    takes = "x [...]: E elements (any rank)"
+    args = (Arg("dim", "dims", None, doc="the dim, or list of dims, reduced (negative counts from the end; all when omitted)"),
+            Arg("keepdim", "bool", False, doc="keep each reduced dim as a dim of size 1"))
     fold: str = ""
     after: dict = {}
 

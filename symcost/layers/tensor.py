@@ -24,7 +24,10 @@ class Embedding(LayerKind):
 
     name = "embedding"
     family = "tensor"
-    args = (Arg("num_embeddings", "size"), Arg("embedding_dim", "size"), Arg("padding_idx", "int", None))
+    takes = "indices [...]: L indices, any shape (any rank)"
+    args = (Arg("num_embeddings", "size", doc="V: number of vectors in the table (the vocabulary)"),
+            Arg("embedding_dim", "size", doc="E: size of each vector"),
+            Arg("padding_idx", "int", None, doc="an index whose vector is not trained; no effect on counts"))
 
     def quantities(self, a, inputs):
         (x,) = inputs
@@ -49,7 +52,9 @@ class Flatten(LayerKind):
     view = True
     name = "flatten"
     family = "tensor"
-    args = (Arg("start_dim", "int", 0), Arg("end_dim", "int", -1))
+    takes = "x [...] (any rank)"
+    args = (Arg("start_dim", "int", 0, doc="first dim flattened (0: the first dim of one sample; no batch dim)"),
+            Arg("end_dim", "int", -1, doc="last dim flattened (negative counts from the end)"))
 
     def quantities(self, a, inputs):
         (x,) = inputs
@@ -74,7 +79,8 @@ class Reshape(LayerKind):
     view = True
     name = "reshape"
     family = "tensor"
-    args = (Arg("shape", "shape"),)
+    takes = "x [...]: as many elements as shape (any rank)"
+    args = (Arg("shape", "shape", doc="the new shape of one sample (no batch dim), a list of sizes; one -1 is inferred"),)
 
     def quantities(self, a, inputs):
         (x,) = inputs
@@ -105,7 +111,9 @@ class Transpose(LayerKind):
     view = True
     name = "transpose"
     family = "tensor"
-    args = (Arg("dim0", "int", 0), Arg("dim1", "int", 1))
+    takes = "x [...]: with both dims in range (rank ≥ 2)"
+    args = (Arg("dim0", "int", 0, doc="first dim swapped (negative counts from the end)"),
+            Arg("dim1", "int", 1, doc="second dim swapped"))
 
     def quantities(self, a, inputs):
         (x,) = inputs
@@ -129,7 +137,8 @@ class Concat(LayerKind):
     name = "concat"
     family = "tensor"
     min_inputs, max_inputs = 1, None
-    args = (Arg("dim", "int", 0),)
+    takes = "one or more tensors of one rank, equal but along dim (rank ≥ 1)"
+    args = (Arg("dim", "int", 0, doc="the dim joined along (negative counts from the end)"),)
 
     def quantities(self, a, inputs):
         first = inputs[0]

@@ -27,7 +27,8 @@ class View(LayerKind):
     view = True
     name = "view"
     family = "traced"
-    args = (Arg("shape", "shape"),)
+    takes = "x [...]: the tensor viewed (any rank)"
+    args = (Arg("shape", "shape", doc="the output shape, every dim given (no -1)"),)
 
     def quantities(self, a, inputs):
         if -1 in a.shape:
@@ -50,7 +51,9 @@ class Constant(LayerKind):
     view = True
     name = "constant"
     family = "traced"
-    args = (Arg("shape", "shape"), Arg("params", "size0", 0))
+    takes = "any one tensor: it only places the constant in the graph (any rank)"
+    args = (Arg("shape", "shape", doc="the constant's shape, every dim given (no -1)"),
+            Arg("params", "size0", 0, doc="learnable elements it holds (a parameter used directly; 0 for a buffer)"))
 
     def quantities(self, a, inputs):
         if -1 in a.shape:
@@ -72,7 +75,9 @@ class Scalar(LayerKind):
 
     name = "scalar"
     family = "traced"
-    args = (Arg("operator", "choice", "mul", choices=("add", "sub", "mul", "div")),)
+    takes = "x [...]: E elements (any rank)"
+    args = (Arg("operator", "choice", "mul", choices=("add", "sub", "mul", "div"),
+                doc="the operation with the number: x + c, x − c, x·c or x/c"),)
 
     def quantities(self, a, inputs):
         (x,) = inputs

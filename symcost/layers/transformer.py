@@ -50,9 +50,10 @@ class PositionalEmbedding(LayerKind):
 
     name = "positional_embedding"
     family = "transformer"
+    takes = "tokens [T, ...]: only the length T is used (rank ≥ 1)"
     args = (
         Arg("num_embeddings", "size", doc="n_ctx: the number of positions in the table"),
-        Arg("embedding_dim", "size"),
+        Arg("embedding_dim", "size", doc="E: size of each position vector (d_model)"),
         Arg("past_length", "size0", 0, doc="positions already processed (a decoding step): positions start here"),
     )
 
@@ -92,9 +93,10 @@ class CachedSelfAttention(LayerKind):
 
     name = "cached_self_attention"
     family = "transformer"
+    takes = "x [T, E]: the T new tokens (rank 2)"
     args = (
-        Arg("num_heads", "size"),
-        Arg("bias", "bool", True),
+        Arg("num_heads", "size", doc="h: heads, each of d = E/h features (E divisible by h)"),
+        Arg("bias", "bool", True, doc="biases of the q, k, v and output projections (4E parameters)"),
         Arg("past_length", "size0", 0, doc="positions whose keys and values are in the cache"),
         Arg("count_masked", "bool", True,
             doc="count the masked scores too (PyTorch computes them), or only the causal half"),
@@ -136,7 +138,9 @@ class Select(LayerKind):
     view = True
     name = "select"
     family = "transformer"
-    args = (Arg("dim", "int", 0), Arg("index", "int", 0))
+    takes = "x [...]: the dim selected from must exist (rank ≥ 1)"
+    args = (Arg("dim", "int", 0, doc="the dim indexed and removed (negative counts from the end)"),
+            Arg("index", "int", 0, doc="position along dim, from 0"))
 
     def quantities(self, a, inputs):
         (x,) = inputs
