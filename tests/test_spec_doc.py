@@ -129,7 +129,7 @@ def test_every_yaml_example_loads_and_costs(index):
 def _torch_counts(module, x):
     """Parameters, and FLOPs as FlopCounterMode counts them (2 per multiply-accumulate).  The
     attention core runs on PyTorch's math backend: the fused CPU kernel is not counted at all."""
-    pytest.importorskip("torch")
+    import torch  # noqa: F401
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -141,7 +141,7 @@ def _torch_counts(module, x):
 
 
 def test_the_resnet_example_counts_what_torch_counts():
-    torch = pytest.importorskip("torch")
+    import torch
     nn = torch.nn
 
     class Basic(nn.Module):
@@ -166,7 +166,7 @@ def test_the_resnet_example_counts_what_torch_counts():
 
 
 def test_the_transformer_example_counts_what_torch_counts():
-    torch = pytest.importorskip("torch")
+    import torch
     nn = torch.nn
     sizes = {"T": 7, "D": 16, "heads": 4, "L": 2}
     layer = nn.TransformerEncoderLayer(sizes["D"], sizes["heads"], 4 * sizes["D"], dropout=0.0, batch_first=True)
