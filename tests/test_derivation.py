@@ -298,3 +298,34 @@ def test_latex_lines_break_a_long_product_inside_its_sum():
         joined = " ".join(lines).replace(r"\bigl(", r"\left(").replace(r"\bigr)", r"\right)")
         assert joined.replace(" ", "") == whole.replace(" ", "")
     assert latex_lines(L * (T + d)) == [DerivationLatexPrinter().doprint(arrange(L * (T + d)))]  # short: one line
+
+
+@pytest.mark.parametrize("name", ["lenet5", "gpt2", "palm", "llama", "lstm_lm", "transformer_encoder", "cross_attention"])
+def test_mathml_lines_break_long_sums_without_losing_a_symbol(name):
+    """HTML's breakable formulas (one <math> per term of a long sum; MathML Core never breaks a <math>):
+    every formula of a derivation reads, piece after piece, exactly as its one-<math> print, symbol for
+    symbol; long sums are broken, short formulas are one <math>; n_layer·(…)'s ( and ) fall in different
+    pieces and do not stretch (each piece is laid out alone)."""
+    import xml.etree.ElementTree as ET
+
+    from symcost.render.mathprint import BREAK_FROM, mathml, mathml_lines, shown_chars
+
+    def tokens(markup):
+        root = ET.fromstring("<r>" + markup.replace("<wbr>", "<wbr/>") + "</r>")
+        return [el.text for el in root.iter() if el.tag.endswith(("}mi", "}mn", "}mo"))]
+
+    broken = 0
+    for where, s in _all_steps(_derived(name)):
+        for e in s.parts:
+            whole, lines = mathml(e), mathml_lines(e)
+            assert tokens(lines) == tokens(whole), (where, s.key)
+            if lines != whole:
+                broken += 1
+                assert lines.startswith('<span class="terms">') and shown_chars(whole) > BREAK_FROM
+                pieces = lines.count("<math")
+                assert pieces >= 2 and lines.count("<wbr>") == pieces - 1
+                fences = lines.count('stretchy="false"')
+                assert fences % 2 == 0 and (fences == 0 or "(" in tokens(lines))
+            else:
+                assert lines.count("<math") == 1
+    assert broken > 0

@@ -153,3 +153,77 @@ def test_html_math_renders_in_chromium(tmp_path):
     shot = tmp_path / "shot.png"  # ... and the page paints
     run = _headless(tmp_path, "--window-size=1000,1400", f"--screenshot={shot}", page.as_uri())
     assert run.returncode == 0 and shot.stat().st_size > 20_000
+
+
+# ---------------------------------------------------------------------------
+# HTML layout in a real browser: nothing runs out of its box, on screen or on paper
+# ---------------------------------------------------------------------------
+
+SCREEN_WIDTH = 1200  # a laptop's browser window
+# The text of a printed A4 page at Chromium's default margins (0.4 in): (210 mm − 2·10.16 mm)·96 px/in ÷ 25.4 mm/in
+# = 717 px, narrower than Letter's 739 px.  A page that fits it prints without being cut or shrunk.
+PAPER_WIDTH = 717
+
+#: The compare pages: derivations/scaling_in_T.html's command, and every built-in transformer beside them
+#: (the widest formulas a table cell gets).
+COMPARE_PAGES = {
+    "compare-scaling_in_T": dict(regen.EXTRA)["scaling_in_T.html"],
+    "compare-transformers": ("compare", "dnn", "cnn1d", "cnn2d", "rnn", "lstm", "gru", "attention",
+                             "transformer_encoder", "transformer_lm", "gpt2", "bert", "llama", "palm",
+                             "--in", "T", "--format", "html"),
+}
+
+
+def _layout_pages() -> list[str]:
+    from symcost.spec import builtin_names
+
+    return [f"derive-{name}" for name in builtin_names()] + list(COMPARE_PAGES)
+
+
+def _page_html(page: str) -> str:
+    if page in COMPARE_PAGES:
+        return regen._run(list(COMPARE_PAGES[page]))
+    name = page.removeprefix("derive-")
+    return render(derive(symcost.load(name), **(LENET if name == "lenet5" else {})), "html",
+                  command=f"symcost derive {name} --format html")
+
+
+@pytest.fixture(scope="module")
+def layout_findings(tmp_path_factory):
+    """page -> {"screen": [...], "print": [...]}: what tests/html_overflow.js finds in each page, every page
+    measured in one Chromium run (a harness page holding each page in a frame as wide as a 1200 px window
+    and in one as wide as a printed page's text)."""
+    import html
+    import json
+    from pathlib import Path
+
+    tmp = tmp_path_factory.mktemp("layout")
+    frames = []
+    for page in _layout_pages():
+        source = html.escape(_page_html(page), quote=True)
+        for mode, width in (("screen", SCREEN_WIDTH), ("print", PAPER_WIDTH)):
+            frames.append(f'<iframe data-page="{page}" data-mode="{mode}" style="display:block;border:0;'
+                          f'width:{width}px;height:900px" srcdoc="{source}"></iframe>')
+    script = (Path(__file__).with_name("html_overflow.js")).read_text(encoding="utf-8")
+    harness = tmp / "harness.html"
+    harness.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'></head><body style='margin:0'>"
+                       + "".join(frames) + f"<script>{script}</script></body></html>", encoding="utf-8")
+    run = _headless(tmp, f"--window-size={SCREEN_WIDTH + 40},900", "--dump-dom", harness.as_uri())
+    assert run.returncode == 0, run.stderr[-2000:]
+    found = re.findall(r'<pre id="symcost-overflow">(.*?)</pre>', run.stdout, re.S)
+    assert found, "the overflow measurement did not run: " + run.stderr[-2000:]
+    return json.loads(html.unescape(found[-1]))
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no headless Chromium (Debian: apt-get install chromium)")
+@pytest.mark.parametrize("page", _layout_pages())
+def test_html_fits_screen_and_paper(layout_findings, page):
+    """Every built-in model's derivation and the compare pages, in Chromium: at 1200 px and on an A4 page
+    (print media), no formula runs out of its box, no table out of the text column, nothing hides behind
+    a scroll bar or past the page's edge, and no Θ(…) order breaks over two lines.  MathML Core never
+    breaks a formula, so long sums must be printed breakable (mathprint.mathml_lines)."""
+    result = layout_findings[page]
+    assert set(result) == {"screen", "print"}
+    problems = [f"{mode} ({SCREEN_WIDTH if mode == 'screen' else PAPER_WIDTH} px): {p}"
+                for mode in ("screen", "print") for p in result[mode]]
+    assert not problems, f"{page}:\n" + "\n".join(problems[:12])

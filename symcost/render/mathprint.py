@@ -13,6 +13,7 @@ thousands (``235,200``), as the notes write them.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import sympy
 from sympy.core.function import AppliedUndef
@@ -245,15 +246,70 @@ class MathMLPrinter(MathMLPresentationPrinter):
 
     def math(self, expr, display: bool = False) -> str:
         """A complete ``<math>`` element (block when ``display``)."""
+        return self._math([self._print(expr)], display)
+
+    def _math(self, nodes, display: bool = False) -> str:
         root = self.dom.createElement("math")
         root.setAttribute("xmlns", "http://www.w3.org/1998/Math/MathML")
         if display:
             root.setAttribute("display", "block")
-        root.appendChild(self._print(expr))
+        if len(nodes) == 1:
+            root.appendChild(nodes[0])
+        else:
+            row = self.dom.createElement("mrow")
+            for node in nodes:
+                row.appendChild(node)
+            root.appendChild(row)
         for mi in root.getElementsByTagName("mi"):  # subscripts such as the 1 of M₁ are numbers
             if mi.firstChild is not None and str(mi.firstChild.data).isdigit():
                 mi.tagName = mi.nodeName = "mn"
         return root.toxml().encode("ascii", "xmlcharrefreplace").decode()
+
+    # A long formula as pieces a browser may wrap between.  MathML Core (Chromium's MathML) never
+    # breaks a <math> across lines, so a long sum is printed as one <math> per term, each with its
+    # sign, and a line may break before any + or −, as a long sum is broken in print.  A term that is a
+    # group (a + b + …) or a product c·(a + b + …), such as n_layer·(one block's count), is opened
+    # into the terms of its sum, between ( and ) that do not stretch (they sit in different <math>s).
+
+    def pieces(self, expr) -> list[list]:
+        """``expr`` as a list of pieces (each a list of MathML nodes) that may go on different lines."""
+        if isinstance(expr, sympy.UnevaluatedExpr):
+            expr = expr.args[0]
+        if not isinstance(expr, sympy.Add):
+            return self._term_pieces(expr)
+        out = []
+        for i, term in enumerate(expr.args):
+            negative, shown = _signed(term)
+            sub = self._term_pieces(shown)
+            if i or negative:
+                sign = self._mo("\u2212" if negative else "+")
+                if i:
+                    sign.setAttribute("form", "infix")  # first in its <math>, spaced as between terms
+                sub[0].insert(0, sign)
+            out.extend(sub)
+        return out
+
+    def _term_pieces(self, term) -> list[list]:
+        if isinstance(term, sympy.UnevaluatedExpr):
+            term = term.args[0]
+        if isinstance(term, sympy.Add):
+            return self._group(self.pieces(term))
+        if isinstance(term, sympy.Mul) and not _signed(term)[0] and not _split_fraction(term.args)[1]:
+            factors = _flat_factors(term.args)
+            groups = [f for f in factors if isinstance(f, sympy.Add)]
+            if len(groups) == 1 and len(factors) > 1:
+                rest = [f for f in factors if f is not groups[0]]
+                inner = self._group(self.pieces(groups[0]))
+                inner[0][:0] = [self._print(_product(rest)), self._mo("\u00b7")]
+                return inner
+        return [[self._print(term)]]
+
+    def _group(self, pieces: list[list]) -> list[list]:
+        for piece, text in ((pieces[0], "("), (pieces[-1], ")")):
+            fence = self._mo(text)
+            fence.setAttribute("stretchy", "false")  # its partner is in another <math>: same size
+            piece.insert(0 if text == "(" else len(piece), fence)
+        return pieces
 
 
 def latex_written(expr) -> str:
@@ -268,6 +324,40 @@ def mathml(expr, display: bool = False) -> str:
     if isinstance(expr, int):
         expr = sympy.Integer(expr)
     return MathMLPrinter().math(arrange(expr), display=display)
+
+
+BREAK_FROM = 32  # a formula showing more characters than this may be broken across lines (mathml_lines)
+
+
+def shown_chars(markup: str) -> int:
+    """How many characters a MathML (or HTML) fragment shows: tags dropped, an entity one character."""
+    return len(re.sub(r"<[^>]*>", "", re.sub(r"&#?\w+;", "x", markup)))
+
+
+@lru_cache(maxsize=16384)
+def mathml_lines(expr) -> str:
+    """HTML for ``expr`` that a browser may break across lines: one ``<math>`` when it is short
+    (:data:`BREAK_FROM`) or cannot be broken, else one ``<math>`` per piece of its sum (see
+    :meth:`MathMLPrinter.pieces`) with a line-break opportunity (``<wbr>``) before each + and −,
+    in a ``<span class="terms">``.  Memoised: a repeated block's formulas repeat."""
+    if isinstance(expr, int):
+        expr = sympy.Integer(expr)
+    expr = arrange(expr)
+    printer = MathMLPrinter()
+    inner = expr.args[0] if isinstance(expr, sympy.UnevaluatedExpr) else expr
+    if isinstance(inner, (sympy.Add, sympy.Mul)):  # nothing else has pieces
+        pieces = [printer._math(p) for p in printer.pieces(inner)]
+        if len(pieces) > 1 and sum(map(shown_chars, pieces)) > BREAK_FROM:
+            return '<span class="terms">' + "<wbr>".join(pieces) + "</span>"
+    return printer.math(expr)
+
+
+def fits_one_line(markup, extra: str = "") -> bool:
+    """Whether an equation (its printed sides, and ``extra`` text) is short enough for one line, as
+    :attr:`symcost.derivation.Step.one_line` decides for Markdown and LaTeX (counted on the MathML)."""
+    from ..derivation import ONE_LINE_CHARS
+
+    return sum(map(shown_chars, markup)) + len(extra) <= ONE_LINE_CHARS
 
 
 # ---------------------------------------------------------------------------
@@ -315,7 +405,7 @@ def sentence_latex(parts) -> str:
 def sentence_html(parts) -> str:
     import html
 
-    return "".join(mathml(p) if _is_math(p) else html.escape(str(p)) for p in parts)
+    return "".join(mathml_lines(p) if _is_math(p) else html.escape(str(p)) for p in parts)
 
 
 def markdown_text(text) -> str:
@@ -327,6 +417,8 @@ FILTERS = {
     "texw": latex_written,
     "mathml": mathml,
     "mathml_block": lambda e: mathml(e, display=True),
+    "mathml_lines": mathml_lines,
+    "fits_one_line": fits_one_line,
     "tex_escape": tex_escape,
     "md_text": markdown_text,
     "sentence_md": sentence_markdown,
