@@ -215,7 +215,7 @@ def layout_findings(tmp_path_factory):
     return json.loads(html.unescape(found[-1]))
 
 
-@pytest.mark.skipif(_chromium() is None, reason="no headless Chromium (Debian: apt-get install chromium)")
+@requires("chromium")
 @pytest.mark.parametrize("page", _layout_pages())
 def test_html_fits_screen_and_paper(layout_findings, page):
     """Every built-in model's derivation and the compare pages, in Chromium: at 1200 px and on an A4 page
