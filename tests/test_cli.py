@@ -66,3 +66,33 @@ def test_models_lists_every_builtin_on_one_short_line(capsys):
     for name in builtin_names():
         assert sum(line.split()[0] == name for line in lines if line.strip()) == 1
     assert all(len(line) <= 100 for line in lines)
+
+
+def test_torch_imports_from_the_current_directory(tmp_path, monkeypatch, capsys):
+    """`symcost cost --torch mypkg.models:build` from the folder that holds mypkg, as `python -m`
+    and pytest import (it used to need PYTHONPATH=.); the import path is left as it was."""
+    pytest.importorskip("torch")
+    import sys
+
+    pkg = tmp_path / "cwd_probe_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "models.py").write_text("import torch.nn as nn\n\ndef build():\n    return nn.Linear(3, 5)\n")
+    path = [p for p in sys.path if p not in ("", ".", str(tmp_path))]
+    monkeypatch.setattr(sys, "path", list(path))
+    monkeypatch.delitem(sys.modules, "cwd_probe_pkg", raising=False)
+    monkeypatch.delitem(sys.modules, "cwd_probe_pkg.models", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "cost", "--torch", "cwd_probe_pkg.models:build", "--input", "3", "--format", "json")
+    assert (code, err) == (0, "") and json.loads(out)["params"] == 3 * 5 + 5
+    assert sys.path == path
+    # from elsewhere: one line that says where it looked
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delitem(sys.modules, "cwd_probe_pkg", raising=False)
+    monkeypatch.delitem(sys.modules, "cwd_probe_pkg.models", raising=False)
+    code, out, err = run(capsys, "cost", "--torch", "cwd_probe_pkg.models:build", "--input", "3")
+    assert code == 2 and err.count("\n") == 1
+    assert "No module named 'cwd_probe_pkg'" in err and f"the current directory {elsewhere}" in err
+    assert "PYTHONPATH" in err
