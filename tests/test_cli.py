@@ -180,3 +180,25 @@ def test_a_full_disk_is_one_line_and_a_closed_pipe_is_quiet(argv, unbuffered):
                        env=_env(unbuffered), timeout=120)  # started with stdout closed
     assert (p.returncode, p.stderr) == (2, "symcost: error: cannot write output: standard output is closed\n")
 
+
+def test_the_benchmarks_rewrite_the_tracked_docs_only_when_asked(tmp_path, monkeypatch):
+    """`python tests/benchmarks/run.py`, as the README says to run it, rewrote docs/performance.md."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("bench_run_probe", ROOT / "tests" / "benchmarks" / "run.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    doc = tmp_path / "performance.md"
+    doc.write_text("# Performance\n", encoding="utf-8")
+    monkeypatch.setattr(bench, "DOC", doc)
+    monkeypatch.setattr(bench, "ROOT", tmp_path)
+    monkeypatch.setattr(bench, "machine", lambda: "a machine")
+    for name in ("bench_derive", "bench_growth", "bench_sweep", "bench_startup", "bench_refuse"):
+        monkeypatch.setattr(bench, name, lambda table, notes, quick: table.add("b", "1 ms", "x", "2 ms", "0.5×", "t", True))
+    assert bench.main([]) == 0
+    assert doc.read_text(encoding="utf-8") == "# Performance\n"
+    assert bench.main(["--write-docs"]) == 0
+    assert "| b | 1 ms |" in doc.read_text(encoding="utf-8") and "run.py --write-docs" in doc.read_text(encoding="utf-8")
+    with pytest.raises(SystemExit):
+        bench.main(["--write-docs", "--only", "sweep"])
