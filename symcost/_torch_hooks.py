@@ -106,11 +106,15 @@ def hook_graph(builder, err):
             _index_outputs(graph, node, out, producers, alive)
         return node
 
+    running: list = []  # the layers being run, innermost last (what a failure names)
+
     def pre(mod, args, kwargs):
         depth[0] += 1
+        running.append(mod)
 
     def post(mod, args, kwargs, out):
         depth[0] -= 1
+        running.pop()
         if depth[0] == 0:
             record("call_module", paths[id(mod)], args, kwargs, out)
 
@@ -159,8 +163,15 @@ def hook_graph(builder, err):
     except SymcostError:
         raise
     except Exception as run_err:  # noqa: BLE001 - the user's module fails at these sizes
-        raise SymcostError(f"{builder.title}: torch.fx cannot trace it ({first}) and it does not run on the "
-                           f"meta device either ({type(run_err).__name__}: {run_err})") from None
+        from .torch_bridge import _describe
+
+        text = str(run_err).strip().splitlines()[0][:300] if str(run_err).strip() else ""
+        reason = f"{type(run_err).__name__}: {text}" if text else type(run_err).__name__
+        where = f" in layer {paths[id(running[-1])]!r} ({_describe(running[-1])})" if running else ""
+        batch = f" (PyTorch's shapes include a batch of {HOOK_BATCH} at dim {builder.batch_dim})" \
+            if any(c.isdigit() for c in text) else ""
+        raise SymcostError(f"{builder.title}: torch.fx cannot trace it ({first[:200]}), and run on the meta "
+                           f"device it fails{where}: {reason}{batch}") from None
     finally:
         for h in handles:
             h.remove()

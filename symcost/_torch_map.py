@@ -43,7 +43,40 @@ def _claim(b, ids, path):
         b.counted_params.setdefault(i, f"{path}.{n}")
 
 
+def in_size(mod):
+    """(argument, value, dim of one sample) of the input size a layer's weights are built for
+    (nn.Linear's in_features: the last dim), or None for a layer without one."""
+    import torch.nn as nn
+
+    if isinstance(mod, nn.Linear):
+        return "in_features", mod.in_features, -1
+    if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d)):
+        return "in_channels", mod.in_channels, -(len(mod.kernel_size) + 1)
+    if isinstance(mod, (nn.RNN, nn.LSTM, nn.GRU)):
+        return "input_size", mod.input_size, -1
+    if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        return "num_features", mod.num_features, 0
+    if isinstance(mod, (nn.LayerNorm, nn.RMSNorm)) and len(mod.normalized_shape) == 1:
+        return "normalized_shape", mod.normalized_shape[0], -1
+    if isinstance(mod, nn.MultiheadAttention):
+        return "embed_dim", mod.embed_dim, -1
+    return None
+
+
+def _check_in_size(b, mod, path, args):
+    spec = in_size(mod)
+    x = args[0] if args else None
+    if spec is None or not isinstance(x, TV) or x.bpos is None:
+        return
+    attr, fixed, dim = spec
+    shape = x.per_sample
+    if not -len(shape) <= dim < len(shape):
+        return  # a rank the mapping refuses with its own reason
+    b.check_in_size(mod, path, attr, fixed, shape[dim], shape)
+
+
 def call_module(b, mod, path, args, kwargs):
+    _check_in_size(b, mod, path, args)
     outer = b.current_origin
     b.current_origin = (f"{outer}/" if outer else "") + f"nn.{type(mod).__name__}"
     try:

@@ -19,7 +19,9 @@ stripped from every node; ``cost(batch="B")`` puts it back.
 
 **Names.**  A dimension of ``input_shape`` may be a name (``("T", 64)``), traced with the
 value ``sizes[name]`` (default 16); or ``names={"T": 0}`` names dim 0 of a concrete shape and
-traces with its value.
+traces with its value.  A name may change shapes and operation counts, never a weight: a layer
+built for a fixed input size (nn.Linear's in_features after a Flatten of an image named H×W)
+that would receive a size varying with a name is refused, naming the layer and sizes that fit.
 
 **Symbolic hyperparameters** (``symbolic={key: "H"}``): a hyperparameter of a layer becomes
 the symbol when the key is, in this order of precedence,
@@ -47,7 +49,9 @@ reason, in one :class:`UnsupportedError` that names all of them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -76,6 +80,35 @@ class UnsupportedError(SymcostError):
         listing = "; ".join(f"{where}: {why}" for where, why in self.items)
         more = f" (and {downstream} operation(s) that use their results)" if downstream else ""
         super().__init__(f"{len(self.items)} unsupported operation(s) in {module_name}: {listing}{more}")
+
+
+class FixedSizeError(ShapeError):
+    """A layer whose weights fix its input size gets an input that does not have it: a size that
+    varies with a named input dimension (a Flatten → Linear head on an image named H×W), or the
+    wrong number.  ``example`` (when found) gives the named sizes values that fit; the message
+    shows it as an ``input_shape`` and :meth:`for_cli` as an ``--input``."""
+
+    def __init__(self, text: str, *, fix: str = "", example: dict | None = None, shape: tuple | None = None):
+        self.text, self.fix, self.example, self.shape = text, fix, example, shape
+        super().__init__(self._compose(self._python_example()))
+
+    def _compose(self, example: str) -> str:
+        tail = f", e.g. {example}" if example and self.fix else ""
+        return f"{self.text}: {self.fix}{tail}" if self.fix else self.text
+
+    def _python_example(self) -> str:
+        if not self.example or self.shape is None:
+            return ""
+        dims = tuple(self.example.get(d, d) if isinstance(d, str) else d for d in self.shape)
+        return f"input_shape {dims!r}" if len(dims) != 1 else f"input_shape ({dims[0]!r},)"
+
+    def for_cli(self, items: Sequence[str]) -> "FixedSizeError":
+        """The same error with its example written as ``--input`` (``items``: the given --input's parts)."""
+        if self.example:
+            parts = [str(self.example[it.partition("=")[0].strip()]) if it.partition("=")[0].strip() in self.example
+                     else it.strip() for it in items]
+            self.message = self._compose("--input " + ",".join(parts))
+        return self
 
 
 class _Unsupported(Exception):
@@ -174,18 +207,41 @@ def from_torch(module, input_shape, names: Mapping | None = None, symbolic: Mapp
         raise SymcostError(f"{title}: batch_dim must be the position of the batch in the module's input "
                            f"(0, 1, ...), not {batch_dim!r}; from_torch counts one sample of a batched module")
     shapes, values = _input_shapes(input_shape, names, sizes)
-    builder = _Builder(module, title, shapes, values, symbolic or {}, batch_dim, input_dtype)
-    result = builder.build()
-    if verify and (values or builder.mapping):
-        plain = _Builder(module, title, {k: tuple(sympy.Integer(_subs_int(d, values)) for d in s)
-                                         for k, s in shapes.items()}, {}, {}, batch_dim, input_dtype)
-        plain.meta_check = False  # the same sizes: the shapes were checked on the meta device above
-        plain = plain.build()
-        _verify_same(result, plain, {**values, **builder.sym_values})
-        if result.method == "hooks" and values:
-            _verify_elsewhere(module, title, shapes, values, builder, result, batch_dim, input_dtype)
+    heard: list[str] = []
+    with _quiet(heard):  # torch (fx's ShapeProp, tracer warnings) and the module's own prints
+        builder = _Builder(module, title, shapes, values, symbolic or {}, batch_dim, input_dtype)
+        builder.given_shape = input_shape if not isinstance(input_shape, Mapping) else None
+        result = builder.build()
+        if verify and (values or builder.mapping):
+            plain = _Builder(module, title, {k: tuple(sympy.Integer(_subs_int(d, values)) for d in s)
+                                             for k, s in shapes.items()}, {}, {}, batch_dim, input_dtype)
+            plain.meta_check = False  # the same sizes: the shapes were checked on the meta device above
+            plain = plain.build()
+            _verify_same(result, plain, {**values, **builder.sym_values})
+            if result.method == "hooks" and values:
+                _verify_elsewhere(module, title, shapes, values, builder, result, batch_dim, input_dtype)
+    result.notes.extend(heard)
     result.values = {**values, **builder.sym_values}
     return result
+
+
+@contextlib.contextmanager
+def _quiet(heard: list):
+    """Nothing printed while a module is traced reaches the terminal: torch.fx's passes print
+    tracebacks (ShapeProp's ``traceback.print_exc()``), the tracer and the module warn, the
+    module's forward may print.  On success what was said becomes notes (``heard``); on an error
+    the one-line SymcostError says what matters."""
+    import warnings
+
+    out, err = io.StringIO(), io.StringIO()
+    with warnings.catch_warnings(record=True) as caught, \
+            contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        yield
+    said = [line for line in (out.getvalue() + err.getvalue()).splitlines() if line.strip()]
+    if said:
+        heard.append(f"while traced, {len(said)} line(s) were printed (not shown), the first: {said[0][:200]}")
+    for w in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
+        heard.append(f"warning while traced: {w[:300]}")
 
 
 def _verify_elsewhere(module, title, shapes, values, builder, result, batch_dim, input_dtype) -> None:
@@ -360,6 +416,7 @@ class _Builder:
         self.anchor: str | None = None
         self.batch_trace = BATCH_TRACE
         self.meta_check = True
+        self.given_shape = None                    # the user's input_shape (for an example in a message)
         self._resolve_symbolic()
 
     # -- symbolic hyperparameters ------------------------------------------------
@@ -438,6 +495,7 @@ class _Builder:
         per_sample = [self.per_sample_of(t, inputs) for t in inputs]
         q = kind.quantities(parsed, per_sample)
         shape = tuple(kind.shape(q))
+        self._fixed_weights(kind, q, node_id)
         nid = self.model.add(kind_name, *ids, id=node_id, **{k: v for k, v in args.items() if v is not None})
         if self.current_origin:
             self.origins[nid] = self.current_origin
@@ -449,6 +507,21 @@ class _Builder:
             bpos = min(data[0].bpos, len(shape)) if data else None
         batched = shape if bpos is None else shape[:bpos] + (BATCH,) + shape[bpos:]
         return TV(batched, nid, bpos)
+
+    def _fixed_weights(self, kind, q, node_id: str) -> None:
+        """A module's weights are tensors of fixed sizes: a parameter count that varies with a named
+        input size describes some other module (the layers that read their size from the input
+        are checked by name first, :meth:`check_in_size`; this catches any other)."""
+        named = [s for s in self.values if s not in self.sym_values]
+        if not named:
+            return
+        params = as_expr(kind.cost(q).params)
+        hit = [s.name for s in named if s in params.free_symbols]
+        if hit:
+            shown = node_id[len(self.strip):] if self.strip and node_id.startswith(self.strip) else node_id
+            raise FixedSizeError(f"layer {shown!r} ({kind.name}) would have {params} parameters, which varies "
+                                 f"with {_and(hit)}, but the module's weights have fixed sizes",
+                                 fix=f"give {_and(hit)} {'a number' if len(hit) == 1 else 'numbers'}").at(self.title)
 
     def per_sample_of(self, t: TV, inputs: Sequence[TV]) -> tuple:
         if t.bpos is not None:
@@ -529,7 +602,11 @@ class _Builder:
             gm = hook_graph(self, err)
             method = "hooks"
         self.method = method
-        real = (self._meta_shapes(gm) if self.meta_check else {}) if method == "fx" else gm.real
+        failed = None  # (fx node, exception, input shapes): where the module stopped on the meta device
+        if method == "fx":
+            real, failed = self._meta_shapes(gm) if self.meta_check else ({}, None)
+        else:
+            real = gm.real
         env: dict = {}
         placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
         given = dict(self.shapes)
@@ -549,9 +626,15 @@ class _Builder:
             except _Unsupported as err:
                 self.unsupported.append((where, str(err)))
                 env[n] = _Poison(where)
+            except FixedSizeError:
+                raise
             except SymcostError as err:
                 raise err.at(f"{self.title} {where}") from None
+            if failed is not None and n.name == failed[0]:
+                raise self._does_not_run(n, where, env, failed)
             self._check_shape(n, env[n], real, where)
+        if failed is not None:  # before any node (a placeholder, a get_attr) or past the interpreted ones
+            raise self._does_not_run(None, None, env, failed)
         if self.unsupported:
             raise UnsupportedError(self.unsupported, self.title, self.downstream)
         if given:
@@ -590,10 +673,11 @@ class _Builder:
             raise SymcostError(f"batch_dim {b} is not a position of an input of rank {len(shape)} + 1")
         return TV(shape[:b] + (BATCH,) + shape[b:], nid, b)
 
-    def _meta_shapes(self, gm) -> dict:
-        """Run the traced module on the meta device at the trace sizes: {fx node name: shapes}."""
+    def _meta_shapes(self, gm) -> tuple[dict, Any]:
+        """Run the traced module on the meta device at the trace sizes: ({fx node name: shape},
+        None), or the shapes up to the node that failed and (that node's name, the exception).
+        An fx Interpreter of our own, not ShapeProp, which prints a traceback on a failure."""
         torch = self.torch
-        from torch.fx.passes.shape_prop import ShapeProp
 
         values = {**self.values, **self.sym_values, BATCH: BATCH_TRACE}
         args = []
@@ -608,19 +692,78 @@ class _Builder:
             concrete = concrete[:b] + [BATCH_TRACE] + concrete[b:]
             dtype = self.input_dtype or (torch.long if self._feeds_embedding(gm, n) else torch.float32)
             args.append(torch.zeros(concrete, dtype=dtype, device="meta"))
+        out: dict = {}
+        current: list = [None]
+
+        class Shapes(torch.fx.Interpreter):
+            def run_node(self, n):
+                current[0] = n.name
+                result = super().run_node(n)
+                if isinstance(result, torch.Tensor):
+                    out[n.name] = tuple(result.shape)
+                return result
+
         try:
             meta = meta_copy(self.torch, gm)
-            ShapeProp(meta).propagate(*args)
+            interpreter = Shapes(meta)
+            interpreter.extra_traceback = False  # keep the module's own message, one line of it
+            interpreter.run(*args)
         except Exception as err:  # noqa: BLE001 - the user's module fails to run at these sizes
-            raise SymcostError(f"{self.title} does not run on an input of shape "
-                               f"{[list(a.shape) for a in args]} (batch {BATCH_TRACE} at dim {self.batch_dim}): "
-                               f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
-        out = {}
-        for n in meta.graph.nodes:
-            tm = n.meta.get("tensor_meta")
-            if tm is not None:
-                out[n.name] = tm
-        return out
+            return out, (current[0], err, [list(a.shape) for a in args])
+        return out, None
+
+    def _does_not_run(self, n, where, env, failed) -> SymcostError:
+        """The module fails on the meta device: one line naming the layer, the shapes of one
+        sample it got (in the user's sizes), and PyTorch's reason (whose shapes include the
+        trace batch, said so)."""
+        _, err, shapes = failed
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        batch = f" (PyTorch's shapes include a batch of {BATCH_TRACE} at dim {self.batch_dim})" \
+            if any(c.isdigit() for c in reason) else ""
+        reason = f"{type(err).__name__}: {reason[:300]}" if reason else type(err).__name__
+        if n is None:
+            return SymcostError(f"{self.title} does not run on one sample of shape "
+                                f"{_user_shapes(self.shapes)}: {reason}{batch}")
+        got = [_fmt_sample(a) for a in _flatten_values(_map_args(n.args, env)) if isinstance(a, TV)]
+        what = f"layer {where!r}"
+        if n.op == "call_module":
+            what += f" ({_describe(self.module.get_submodule(n.target))})"
+        elif n.op in ("call_function", "call_method"):
+            what = f"{_function_name(self.torch, n.target) if n.op == 'call_function' else n.target} at {where!r}"
+        on = f" on one sample's input{'s' if len(got) > 1 else ''} of shape {', '.join(got)}" if got else ""
+        return SymcostError(f"{what} does not run{on}: {reason}{batch}").at(self.title)
+
+    def check_in_size(self, mod, path: str, attr: str, fixed: int, got, shape: tuple) -> None:
+        """A layer built for a fixed input size ``fixed`` (its ``attr``: in_features, in_channels, ...)
+        gets ``got``: equal at the trace sizes, and free of the named input sizes (its weights
+        cannot follow them), or a one-line FixedSizeError in the user's terms."""
+        got = as_expr(got)
+        named = [s for s in self.values if s not in self.sym_values and s in got.free_symbols]
+        at = {**self.values, **self.sym_values}
+        shown = path[len(self.strip):] if self.strip and path.startswith(self.strip) else path
+        layer = f"layer {shown!r} ({type(mod).__name__}, {attr}={fixed})"
+        if named:
+            names = _and([s.name for s in named])
+            gets = f"the named size {got}" if got in named else f"{got}, which varies with {names}"
+            raise FixedSizeError(
+                f"{layer} has weights for a fixed input size, {fixed}, but gets {gets}",
+                fix=f"give {names} {'a number' if len(named) == 1 else 'numbers'}",
+                example=self._fitting(got, named, fixed, at), shape=self.given_shape).at(self.title)
+        value = got.xreplace(at)
+        if value != fixed:
+            raise FixedSizeError(f"{layer} gets an input of shape {_fmt_sample(TV(shape, None, None))} "
+                                 f"(one sample), with {value} where it needs {fixed}").at(self.title)
+
+    @staticmethod
+    def _fitting(got, named, fixed, at) -> dict | None:
+        """Values of the named sizes (all equal, or the trace values) that make ``got`` equal ``fixed``."""
+        if got.xreplace(at) == fixed:
+            return {s.name: int(at[s]) for s in named}
+        rest = {k: v for k, v in at.items() if k not in named}
+        for v in range(1, 4097):
+            if got.xreplace({**rest, **{s: v for s in named}}) == fixed:
+                return {s.name: v for s in named}
+        return None
 
     def _feeds_embedding(self, gm, placeholder) -> bool:
         for user in placeholder.users:
@@ -632,9 +775,7 @@ class _Builder:
         tm = real.get(n.name)
         if tm is None or not isinstance(value, TV):
             return
-        theirs = list(tm.shape) if hasattr(tm, "shape") else (list(tm) if isinstance(tm, tuple) else None)
-        if theirs is None:
-            return
+        theirs = list(tm)
         values = {**self.values, **self.sym_values, BATCH: self.batch_trace}
         mine = [as_expr(d).xreplace(values) for d in value.shape]
         if len(mine) != len(theirs) or any(m != t for m, t in zip(mine, theirs)):
@@ -697,6 +838,28 @@ def _function_name(torch, fn) -> str:
     if getattr(operator, name, None) is fn:
         return f"operator.{name}"
     return name
+
+
+def _fmt_sample(t: TV) -> str:
+    """One sample's shape as the user gives it: ``[1, H, W]``."""
+    return "[" + ", ".join(str(d) for d in t.per_sample) + "]"
+
+
+def _user_shapes(shapes: dict) -> str:
+    return "; ".join(("" if k is None else f"{k}: ") + "[" + ", ".join(str(d) for d in s) + "]"
+                     for k, s in shapes.items())
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _describe(mod) -> str:
+    """``Linear, in_features=784``: a module's class and the input size it was built for."""
+    from ._torch_map import in_size
+
+    spec = in_size(mod)
+    return type(mod).__name__ + (f", {spec[0]}={spec[1]}" if spec else "")
 
 
 def _fmt(shape) -> str:

@@ -968,3 +968,112 @@ def test_torch_factory_or_module_that_exits_is_reported(tmp_path, monkeypatch):
     refused(run("cost", "--torch", "sys:exit", "--input", "3"), "sys:exit called sys.exit(None)")
     refused(run("cost", "--torch", "exits_on_import:build", "--input", "3"), "importing 'exits_on_import'",
             "sys.exit(0)")
+
+
+# Every way a --torch module can fail is one line, exit 2, with nothing printed by torch or fx
+# (ShapeProp used to print a 40-line traceback before symcost's line) and in the user's terms.
+TORCH_FAILURES = '''
+import torch
+import torch.nn as nn
+
+def linear():                       # issue 13: nn.Linear(3, 4) given --input 4
+    return nn.Linear(3, 4)
+
+def flatten_head():                 # issue 12: a Flatten -> Linear head on an image named H x W
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 14 * 14, 10))
+
+def mnist_head():                   # the same, built for 28 x 28 (the trace size 16 does not fit)
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
+
+def raises():
+    raise RuntimeError("no weights here\\nsecond line")
+
+def not_a_module():
+    return 42
+
+NOT_CALLABLE = 7
+
+class Cat(nn.Module):               # runs on no input: torch.cat of [.., 6] and [.., 4]
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 6)
+
+    def forward(self, x):
+        return torch.cat([self.fc(x), x], dim=0)
+
+class Sorts(nn.Module):
+    def forward(self, x):
+        return torch.sort(x, dim=-1).values
+
+class Raises(nn.Module):
+    def forward(self, x):
+        raise ValueError("forward is broken")
+
+class Branches(nn.Module):          # fx cannot trace it; the hook walk runs it and it fails in fc
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 6)
+
+    def forward(self, x):
+        return self.fc(x) if x.shape[1] > 2 else x
+'''
+
+
+@pytest.fixture
+def torch_failures(tmp_path, monkeypatch):
+    import torch  # noqa: F401
+    (tmp_path / "torch_failures.py").write_text(TORCH_FAILURES)
+    (tmp_path / "fails_on_import.py").write_text("raise RuntimeError('the config file is missing')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize("target, shape, words", [
+    ("linear", "4", ["layer 'linear' (Linear, in_features=3)", "shape [4]", "needs 3"]),
+    ("flatten_head", "1,H,W", ["layer '2' (Linear, in_features=784)", "4*(H - 2)*(W - 2)", "varies with H and W",
+                               "give H and W numbers, e.g. --input 1,16,16"]),
+    ("flatten_head", "1,H=16,W", ["layer '2' (Linear, in_features=784)", "e.g. --input 1,16,16"]),
+    ("mnist_head", "1,H,W", ["layer '2' (Linear, in_features=2704)", "e.g. --input 1,28,28"]),
+    ("mnist_head", "1,28,W", ["(Linear, in_features=2704)", "give W a number, e.g. --input 1,28,28"]),
+    ("raises", "4", ["torch_failures:raises failed: RuntimeError: no weights here"]),
+    ("not_a_module", "4", ["returned int, not a torch.nn.Module"]),
+    ("NOT_CALLABLE", "4", ["is an object of type int, neither a torch.nn.Module nor a factory"]),
+    ("Cat", "4", ["torch.cat at 'cat' does not run", "[6], [4]", "Sizes of tensors must match",
+                  "a batch of 3 at dim 0"]),
+    ("Sorts", "4", ["1 unsupported operation(s) in Sorts", "torch.sort"]),
+    ("Raises", "4", ["ValueError: forward is broken"]),
+    ("Branches", "4", ["fails in layer 'fc' (Linear, in_features=5)", "a batch of 97"]),
+])
+def test_every_torch_failure_is_one_line_in_the_users_terms(torch_failures, target, shape, words):
+    err = refused(run("cost", "--torch", f"torch_failures:{target}", "--input", shape), *words)
+    assert "Traceback" not in err and "ShapeProp" not in err and "[3, 1, 16, 16]" not in err
+
+
+def test_a_torch_module_that_fails_on_import_is_one_line(torch_failures):
+    refused(run("cost", "--torch", "fails_on_import:build", "--input", "3"),
+            "importing 'fails_on_import' failed: RuntimeError: the config file is missing")
+
+
+def test_a_torch_module_that_prints_while_traced_keeps_the_output_clean(tmp_path, monkeypatch):
+    """What the module prints (its forward runs under fx with proxies) and warns while traced goes
+    to TorchModel.notes, never into the JSON on stdout nor onto stderr."""
+    import torch  # noqa: F401
+    (tmp_path / "chatty.py").write_text(
+        "import warnings\nimport torch.nn as nn\n\n"
+        "class Chatty(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(4, 2)\n\n"
+        "    def forward(self, x):\n        print('forward sees', x.shape)\n"
+        "        warnings.warn('chatty module')\n        return self.fc(x)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = run("cost", "--torch", "chatty:Chatty", "--input", "4", "--format", "json")
+    assert result.code == 0 and result.err == ""
+    import json
+
+    assert json.loads(result.out)["params"] == 4 * 2 + 2
+    import chatty
+
+    from symcost import from_torch
+
+    notes = from_torch(chatty.Chatty(), (4,)).notes
+    assert any("printed" in n and "forward sees" in n for n in notes), notes
+    assert any("chatty module" in n for n in notes), notes

@@ -537,3 +537,78 @@ def test_symbolic_by_argument_path_replaces_that_argument_only():
     assert sympy.expand(t.cost().params - (10 * D + D + 64 * D + 64 + 64 * 3 + 3)) == 0
     with pytest.raises(SymbolError, match="both"):  # one name for two different values
         from_torch(mlp, (10,), symbolic={"0.out_features": "D", "4.out_features": "D"})
+
+
+def flatten_head():
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 14 * 14, 10))
+
+
+def test_a_layer_built_for_a_fixed_size_refuses_a_named_one_in_one_line(capsys):
+    """The Linear after Flatten has 784 inputs whatever H and W are: a formula in H and W would
+    count modules the user does not have (40·(H−2)·(W−2) + 10 parameters, exit 0, is what it gave).
+    Python gets the CLI's message, with the example as an input_shape; nothing is printed."""
+    with pytest.raises(SymcostError) as info:
+        from_torch(flatten_head(), (1, "H", "W"), name="head")
+    assert str(info.value) == ("head: layer '2' (Linear, in_features=784) has weights for a fixed input size, 784, "
+                               "but gets 4*(H - 2)*(W - 2), which varies with H and W: give H and W numbers, "
+                               "e.g. input_shape (1, 16, 16)")
+    assert capsys.readouterr() == ("", "")
+    # the example is one that fits: the module's own count there
+    r = from_torch(flatten_head(), (1, 16, 16)).cost()
+    assert r.params == sum(p.numel() for p in flatten_head().parameters())
+    # a trace size that does not fit (16 for a 28×28 head): the example is still the fitting size,
+    # and no internal value (the trace batch 3, 16×16) is named
+    mnist = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
+    with pytest.raises(SymcostError, match=r"e\.g\. input_shape \(1, 28, 28\)") as info:
+        from_torch(mnist, (1, "H", "W"))
+    assert "16" not in str(info.value) and "batch" not in str(info.value)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_named_feature_size_cannot_resize_fixed_weights():
+    mlp = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    with pytest.raises(SymcostError, match=r"layer '0' \(Linear, in_features=64\) .* gets the named size D: "
+                                           r"give D a number, e.g\. input_shape \(64,\)"):
+        from_torch(mlp, ("D",), sizes={"D": 64})
+    # a width made symbolic on purpose still follows into the next layer's in_features
+    t = from_torch(mlp, (64,), symbolic={32: "H"})
+    H = symcost.symbol("H")
+    assert sympy.expand(t.cost().params - (64 * H + H + 10 * H + 10)) == 0
+
+
+def test_a_module_that_does_not_run_is_one_error_and_prints_nothing(capsys):
+    """torch.fx's ShapeProp printed a 40-line traceback (traceback.print_exc) before the error."""
+    with pytest.raises(SymcostError, match=r"layer 'linear' \(Linear, in_features=3\) gets an input of shape \[4\]"):
+        from_torch(nn.Linear(3, 4), (4,))
+    assert capsys.readouterr() == ("", "")
+
+    class Cat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 6)
+
+        def forward(self, x):
+            return torch.cat([self.fc(x), x], dim=0)
+
+    with pytest.raises(SymcostError, match=r"torch\.cat at 'cat' does not run on one sample's inputs of shape "
+                                           r"\[6\], \[4\]: RuntimeError: Sizes of tensors must match"):
+        from_torch(Cat(), (4,))
+    assert capsys.readouterr() == ("", "")
+
+
+def test_any_parameter_count_that_follows_a_named_size_is_refused():
+    """The layers with a named input size (in_features, in_channels, ...) are checked by name; any
+    other weight whose count would follow a named size (nn.MultiheadAttention's kdim) is refused too."""
+    class Cross(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.att = nn.MultiheadAttention(16, 2, kdim=8, vdim=8, batch_first=True)
+
+        def forward(self, q, kv):
+            return self.att(q, kv, kv, need_weights=False)[0]
+
+    r = from_torch(Cross(), {"q": ("T", 16), "kv": ("S", 8)}).cost()
+    assert r.params == sum(p.numel() for p in Cross().parameters())
+    with pytest.raises(SymcostError, match=r"layer 'att' \(multihead_attention\) would have 32\*K \+ 576 parameters, "
+                                           r"which varies with K, .*: give K a number"):
+        from_torch(Cross(), {"q": ("T", 16), "kv": ("S", "K")}, sizes={"K": 8})

@@ -6,8 +6,15 @@ import re
 
 
 def add_parser(sub) -> dict:
-    sub.add_parser("models", help="list the built-in models")
-    ops = sub.add_parser("ops", help="list the layer kinds and their arguments")
+    sub.add_parser("models", help="list the built-in models",
+                   description="List the built-in models, one a line: its name and the first clause of its "
+                               "description.",
+                   epilog="Use a name wherever a spec is expected: 'symcost cost lenet5', 'symcost derive gpt2'.")
+    ops = sub.add_parser("ops", help="list the layer kinds and their arguments",
+                         description="List the layer kinds a spec's layers and nodes may use, with their "
+                                     "arguments and defaults; with KIND, that kind's reference: its arguments, "
+                                     "input and formulas.",
+                         epilog="A layer is written '- KIND: {ARG: VALUE, ...}' in a spec's layers (docs/spec.md).")
     ops.add_argument("kind", nargs="?", help="one kind: its arguments, input and formulas")
     return {"models": cmd_models, "ops": cmd_ops}
 

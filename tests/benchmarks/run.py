@@ -1,8 +1,8 @@
 """symcost's benchmarks: derive, sweep, start-up -- each beside a baseline measured in the same run.
 
-    python tests/benchmarks/run.py            # everything (about a minute); rewrites docs/performance.md
-    python tests/benchmarks/run.py --quick    # fewer repetitions and torch points
-    python tests/benchmarks/run.py --no-write # print only
+    python tests/benchmarks/run.py                # everything (about a minute); prints the results
+    python tests/benchmarks/run.py --quick        # fewer repetitions and torch points
+    python tests/benchmarks/run.py --write-docs   # and rewrites the results in docs/performance.md
 
 Timings are wall-clock (time.perf_counter).  In-process timings clear symcost's memo
 caches and sympy's cache before every repetition and report the best of the repetitions
@@ -398,7 +398,7 @@ def write_doc(table: Table, notes: list[str], quick: bool, info: str) -> None:
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     block = "\n".join([
         START,
-        f"Measured {when} with `python tests/benchmarks/run.py{' --quick' if quick else ''}` on: {info} "
+        f"Measured {when} with `python tests/benchmarks/run.py --write-docs{' --quick' if quick else ''}` on: {info} "
         f"(at the end of the run: {load()}).",
         "",
         table.markdown(),
@@ -417,13 +417,20 @@ def write_doc(table: Table, notes: list[str], quick: bool, info: str) -> None:
     print(f"wrote {DOC.relative_to(ROOT)}")
 
 
+ALL = ("derive", "growth", "sweep", "startup", "refuse")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and torch points")
-    ap.add_argument("--no-write", action="store_true", help="do not rewrite docs/performance.md")
-    ap.add_argument("--only", default="derive,growth,sweep,startup,refuse", help="comma-separated subset")
+    ap.add_argument("--write-docs", action="store_true",
+                    help="rewrite the results in docs/performance.md (a tracked file: only when asked)")
+    ap.add_argument("--no-write", action="store_true", help=argparse.SUPPRESS)  # the old default's opt-out
+    ap.add_argument("--only", default=",".join(ALL), help="comma-separated subset")
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
+    if args.write_docs and only != set(ALL):
+        ap.error("--write-docs records the whole run: leave out --only")
     info = machine()
     print(info)
     table, notes = Table(), []
@@ -437,7 +444,7 @@ def main(argv=None) -> int:
         bench_startup(table, notes, args.quick)
     if "refuse" in only:
         bench_refuse(table, notes, args.quick)
-    if not args.no_write and only == {"derive", "growth", "sweep", "startup", "refuse"}:
+    if args.write_docs:
         write_doc(table, notes, args.quick, info)
     missed = [r[0] for r in table.rows if not r[6]]
     print("all targets met" if not missed else "missed: " + "; ".join(missed))
