@@ -283,10 +283,15 @@ class Report:
     def _repr_markdown_(self) -> str:
         return self.markdown()
 
-    def _repr_latex_(self) -> str:
-        from .render import latex
+    def _repr_html_(self) -> str:
+        from .render.rich import report_html
 
-        return "$\\text{params} = " + latex(self.params) + ",\\ \\text{MACs} = " + latex(self.macs) + "$"
+        return report_html(self)
+
+    def _repr_latex_(self) -> str:
+        from .render.rich import report_latex
+
+        return report_latex(self)
 
 
 def _quantity_symbols(a: Analysis) -> set:

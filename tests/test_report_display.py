@@ -184,3 +184,149 @@ def test_wide_is_the_unfitted_table_one_line_per_layer(capsys, monkeypatch):
 def test_a_narrow_terminal_is_taken_as_40_columns(capsys, monkeypatch):
     out = run(capsys, monkeypatch, 12, "cost", "mnist_mlp")
     assert max(len(x) for x in out.splitlines()) <= 40
+
+
+# ----------------------------------------------------------------------------- Jupyter
+
+
+def mathml_numbers(html_text):
+    return re.findall(r"<mn>([0-9,]+)</mn>", html_text)
+
+
+def test_a_report_has_an_html_table_with_mathml():
+    r = symcost.load("lenet5").cost()
+    page = r._repr_html_()
+    assert page.count("<math") >= 3 * len(r.rows) and "<html" not in page and "<style" not in page
+    for row in r.rows:
+        assert f"<code>{row.name}</code>" in page
+    # the notes' numbers: 156 + 2,416 + 48,120 + 10,164 + 850 = 61,706 parameters; conv1 235,200 FLOPs
+    assert {"61,706", "416,520", "844,276", "235,200", "8,094", "279,200"} <= set(mathml_numbers(page))
+
+
+def test_a_symbolic_report_shows_every_total_in_html_and_latex():
+    r = symcost.load("mnist_mlp").cost()
+    page, tex = r._repr_html_(), r._repr_latex_()
+    fields = [r.params, r.input, r.activations, r.macs, r.flops, r.fma_ops, r.steps,
+              *(v for v in r.ops.values() if v != 0), *r.memory_bytes.values()]
+    for value in fields:
+        assert symcost.latex(value) in tex
+        assert symcost.show(value)._repr_html_() in page
+    for label in ("params", "input elements", "activations", "MACs", "FLOPs", "FMA ops", "steps", "memory total"):
+        assert label in tex and label in page
+    assert r"795 \cdot \mathrm{Nh} + 10" in tex  # symcost's LaTeX, not sympy's 795 Nh + 10
+
+
+def test_conditions_show_and_text_is_escaped():
+    m = symcost.load("gpt2")
+    m.name = "<b>&gpt</b>"
+    r = m.cost()
+    page, tex = r._repr_html_(), r._repr_latex_()
+    assert "<b>&gpt</b>" not in page and "&lt;b&gt;&amp;gpt&lt;/b&gt;" in page
+    assert page.count("condition") == len(r.conditions) == tex.count(r"\text{condition}") > 0
+    assert "_" not in re.sub(r"\\mathrm\{[^}]*\}|_\{", "", tex.replace(r"\text{", "{"))  # no raw _ in \text
+
+
+def test_show_prints_as_symcost_does():
+    nh = symcost.symbol("Nh")
+    shown = symcost.show(795 * nh + 10)
+    assert shown._repr_latex_() == r"$795 \cdot \mathrm{Nh} + 10$"
+    assert "<mi>Nh</mi>" in shown._repr_html_() and "<mn>795</mn>" in shown._repr_html_()
+    assert repr(shown) == "795*Nh + 10"
+    assert symcost.show(61706)._repr_html_().count("61,706") == 1
+    r = symcost.load("lenet5").cost()
+    assert symcost.show(r) is r
+    with pytest.raises(TypeError):
+        symcost.show("795*Nh + 10")  # text is never parsed
+
+
+def test_a_model_displays_its_layers_shapes_and_costs():
+    m = symcost.Model("mlp", inputs={"x": ["N"]})
+    m.add("linear", out_features="K", id="fc")
+    m.add("relu", id="act")
+    page = m._repr_html_()
+    assert "<code>fc</code>" in page and "<code>act</code>" in page and "2 nodes" in page
+    assert "<mi>K</mi>" in page and "<mi>N</mi>" in page
+    broken = symcost.Model("bad", inputs={"x": [3], "y": [4]})
+    broken.add("add", "x", "y", id="sum")  # 3 and 4 do not broadcast: the display says so, it does not raise
+    with pytest.raises(symcost.SymcostError) as err:
+        broken.cost()
+    shown = broken._repr_html_()
+    assert "symcost: error:" in shown and __import__("html").escape(str(err.value)) in shown
+
+
+def test_a_derivation_displays_as_the_pages_content():
+    from symcost.derivation import derive, render
+
+    d = derive(symcost.load("lenet5"))
+    page = d._repr_html_()
+    assert page.startswith('<div class="symcost-derivation">') and "<math" in page
+    assert "<html" not in page and "<style" not in page and "<body" not in page and "<head" not in page
+    full = render(d, "html")
+    assert page[len('<div class="symcost-derivation">'):-len("</div>")] in full
+
+
+def test_a_comparison_displays_as_its_table():
+    from symcost.analysis import Scaling, compare
+
+    rows = compare([symcost.load("rnn"), symcost.load("attention")], ["T"])
+    assert isinstance(rows, list) and all(isinstance(r, Scaling) for r in rows) and len(rows) == 2
+    page = rows._repr_html_()
+    assert "<code>RNN</code>" in page and "<code>Attention</code>" in page and page.count("<math") >= 12
+    assert "<html" not in page and "Θ" in page
+
+
+NOTEBOOK = [
+    "import symcost\nprint(symcost.__file__)",
+    'm = symcost.Model("mlp", inputs={"x": ["N"]})\nm.add("linear", out_features="K", id="fc")\n'
+    'm.add("relu", id="act")\nr = m.cost()\nr',
+    "r.subs(N=784, K=100)",
+    'from symcost.analysis import compare\ncompare([symcost.load("rnn"), symcost.load("attention")], ["T"])',
+    "symcost.show(r.params)",
+    "m",
+]
+
+
+def test_a_notebook_shows_reports_and_a_comparison_as_html_with_mathml(tmp_path, monkeypatch):
+    """A real notebook, executed by a Jupyter kernel (nbclient), exported by nbconvert."""
+    import os
+    from contextlib import ExitStack
+
+    import nbformat
+    from jupyter_client.kernelspec import NoSuchKernel
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in NOTEBOOK]
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))  # connection files stay here
+    env = dict(os.environ, IPYTHONDIR=str(tmp_path / "ipython"),  # no user profile, this checkout's symcost
+               PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    client = NotebookClient(nb, kernel_name="python3", timeout=120, startup_timeout=120,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(client.setup_kernel(env=env))
+        except (NoSuchKernel, RuntimeError, TimeoutError) as err:
+            pytest.skip(f"a Jupyter kernel (python3) cannot start here: {type(err).__name__}: {err}")
+        for index, cell in enumerate(nb.cells):
+            client.execute_cell(cell, index)
+    outs = [cell.outputs for cell in nb.cells]
+    assert outs[0][0]["text"].strip() == str(ROOT / "symcost" / "__init__.py")
+
+    def data(i):
+        (result,) = [o for o in outs[i] if o["output_type"] == "execute_result"]
+        return result["data"]
+
+    symbolic, concrete, comparison, shown, model = (data(i) for i in range(1, 6))
+    for d in (symbolic, concrete, comparison, model):
+        assert "<math" in d["text/html"] and "<table>" in d["text/html"]
+    # linear N -> K: params K·N + K, MACs K·N; at N = 784, K = 100: 78,500 and 78,400
+    assert "<mi>K</mi>" in symbolic["text/html"] and "<code>fc</code>" in symbolic["text/html"]
+    assert {"78,500", "78,400", "100", "784"} <= set(mathml_numbers(concrete["text/html"]))
+    assert r"\text{params} & 78500" in concrete["text/latex"]
+    assert "<code>RNN</code>" in comparison["text/html"] and "<code>Attention</code>" in comparison["text/html"]
+    assert shown["text/latex"] == r"$K \cdot N + K$" and "<mi>K</mi>" in shown["text/html"]
+    assert "Model &#x27;mlp&#x27;" in model["text/html"] or "Model &#39;mlp&#39;" in model["text/html"]
+    page, _ = HTMLExporter().from_notebook_node(nb)
+    assert page.count("<math") >= symbolic["text/html"].count("<math") + comparison["text/html"].count("<math")
+    assert "78,500" in page
