@@ -330,3 +330,16 @@ def test_a_notebook_shows_reports_and_a_comparison_as_html_with_mathml(tmp_path,
     page, _ = HTMLExporter().from_notebook_node(nb)
     assert page.count("<math") >= symbolic["text/html"].count("<math") + comparison["text/html"].count("<math")
     assert "78,500" in page
+
+
+def test_a_long_sum_displays_term_by_term_so_that_it_wraps():
+    """Browsers never break a line inside <math>: a long total is one <math> per term."""
+    from symcost.render.mathprint import arrange
+    from symcost.render.rich import math_html
+
+    flops = symcost.load("gpt2").cost().flops
+    shown = math_html(flops)
+    terms = arrange(flops).args
+    assert len(terms) > 5 and shown.count("<math") == len(terms) == shown.count('<mo form="infix">') + 1
+    assert symcost.load("gpt2").cost()._repr_html_().count(shown) == 1  # in the totals, not in the totals row
+    assert math_html(symcost.symbol("T") + 1).count("<math") == 1  # a short sum stays one formula

@@ -50,6 +50,32 @@ def show(obj: Any):
                     f"not {type(obj).__name__}")
 
 
+#: A sum whose text is longer than this displays as one <math> per term, so that it can wrap
+#: (browsers do not break a line inside a <math> element).
+BREAK_SUMS_FROM = 40
+
+
+def math_html(expr: Any) -> str:
+    """MathML of ``expr``; a long sum as one ``<math>`` per term (each after the first opening
+    with its sign), separated by spaces so that a narrow cell wraps it between terms."""
+    from .mathprint import _signed, arrange, mathml
+
+    expr = sympy.Integer(expr) if isinstance(expr, int) else expr
+    shown = arrange(expr)
+    if not isinstance(shown, sympy.Add) or len(sympy.sstr(expr)) <= BREAK_SUMS_FROM:
+        return mathml(expr)
+    pieces = []
+    for i, term in enumerate(shown.args):
+        negative, magnitude = _signed(term)
+        piece = mathml(magnitude)
+        if i or negative:  # the sign goes first inside the term's own <math> element
+            head = piece.index(">") + 1
+            sign = "\u2212" if negative else "+"  # infix: spaced as between two terms
+            piece = piece[:head] + f'<mo form="infix">{sign}</mo>' + piece[head:]
+        pieces.append(piece)
+    return "<span class=\"symcost-sum\">" + " ".join(pieces) + "</span>"
+
+
 def totals(report) -> list[tuple[str, sympy.Expr]]:
     """Every total of a report, labelled, in the order of the text table."""
     mem = report.memory_bytes
@@ -74,7 +100,7 @@ def report_html(report, heading: str = "") -> str:
     from ..derivation import Dims
 
     return render_template("report.html.j2", report=report, rows=_flat(report), totals=totals(report),
-                           heading=heading, dims=lambda shape: Dims(*shape))
+                           heading=heading, dims=lambda shape: Dims(*shape), m=math_html)
 
 
 def _mathjax_text(value: Any) -> str:
@@ -114,5 +140,5 @@ def derivation_html(derivation) -> str:
 def comparison_html(rows) -> str:
     from ..analysis import COLUMNS
 
-    return render_template("compare.fragment.html.j2", rows=list(rows), columns=COLUMNS,
+    return render_template("compare.fragment.html.j2", rows=list(rows), columns=COLUMNS, m=math_html,
                            symbols=[s.name for s in rows[0].symbols] if rows else [])

@@ -39,7 +39,7 @@ MIN_WIDTH = 40
 
 GLUE = "*×/(_"  # a line broken after one of these continues without a space
 HEADER = ("layer", "op", "output shape", "params", "MACs", "FLOPs")
-_NAME, _OP, _SHAPE = 0, 1, 2  # the left-aligned columns; the layer names never wrap
+_NAME = 0  # the layer names' column, never wrapped
 _HANG_MIN = 20  # the least room beside a total's name; with less, the value goes under it
 
 
@@ -145,11 +145,11 @@ def _span(widths) -> int:
 def _fit(table, limit: int, wide_last: bool = False) -> list[int]:
     """Column widths for ``limit``: every column as wide as it needs up to a common level,
     which is as high as the width allows; no column below its longest unbreakable piece
-    (a layer's name is never broken)."""
-    n = len(table[0])
-    natural = [max(len(r[i]) for r in table) for i in range(n)]
-    least = [natural[i] if i == _NAME else max(_longest_piece(r[i]) for r in table) for i in range(n)]
-    room = limit - 2 * (n - 1)
+    (a layer's name is never broken: a name longer than the width widens the table)."""
+    count = len(table[0])
+    natural = [max(len(r[i]) for r in table) for i in range(count)]
+    least = [natural[i] if i == _NAME else max(_longest_piece(r[i]) for r in table) for i in range(count)]
+    room = limit - 2 * (count - 1)
     if wide_last:  # the stacked view's formulas: half the width if the rest leaves it, as far as they need it
         least[-1] = min(natural[-1], max(least[-1], min(limit // 2, room - sum(least[:-1]))))
     if sum(least) >= room:
