@@ -35,6 +35,7 @@ from .cost import OP_KINDS, Cost
 from .errors import ShapeError, SizeError, SpecError, SymbolError, SymcostError
 from .graph import Model
 from .render import latex
+from .render.rich import show
 from .sizes import parse_size, symbol
 from .spec import load
 
@@ -42,7 +43,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Cost", "Model", "OP_KINDS", "ShapeError", "SizeError", "SpecError", "SymbolError", "SymcostError",
-    "latex", "load", "parse_size", "symbol", "from_torch",
+    "latex", "load", "parse_size", "show", "symbol", "from_torch",
 ]
 
 

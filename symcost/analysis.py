@@ -358,8 +358,17 @@ def without_bias(model):
     return new
 
 
+class Comparison(list):
+    """The rows of :func:`compare` (a list of :class:`Scaling`), shown in Jupyter as the table."""
+
+    def _repr_html_(self) -> str:
+        from .render.rich import comparison_html
+
+        return comparison_html(self)
+
+
 def compare(models: Iterable, symbols: Any, *, values: Mapping[str, Any] | None = None,
-            bias: bool = True, names: Sequence[str] | None = None) -> list[Scaling]:
+            bias: bool = True, names: Sequence[str] | None = None) -> Comparison:
     """Scaling rows of several models (``Model`` objects) in the time ``symbols``.
 
     ``values`` substitutes other sizes (a model without one of them ignores it); ``bias=False``
@@ -376,7 +385,7 @@ def compare(models: Iterable, symbols: Any, *, values: Mapping[str, Any] | None 
             if mine:
                 report = report.subs(mine)
         rows.append(scaling(report, syms, name=names[i] if names else None))
-    return rows
+    return Comparison(rows)
 
 
 # ---------------------------------------------------------------------------

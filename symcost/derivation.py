@@ -224,6 +224,11 @@ class Derivation:
                 return s
         raise KeyError(key)
 
+    def _repr_html_(self) -> str:  # Jupyter: the HTML page's content, formulas as MathML
+        from .render.rich import derivation_html
+
+        return derivation_html(self)
+
 
 # ---------------------------------------------------------------------------
 # Notation

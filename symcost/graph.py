@@ -380,6 +380,11 @@ class Model:
     def __repr__(self) -> str:
         return f"<Model {self.name!r}: {len(self.node_ids)} nodes, inputs {list(self.inputs)}>"
 
+    def _repr_html_(self) -> str:  # Jupyter: its layers, shapes and costs
+        from .render.rich import model_html
+
+        return model_html(self)
+
 
 def _check_ties(model: "Model", results: Sequence[NodeResult]) -> None:
     """Weight tying (``tied_to: NAME``): NAME must be a layer of the same model that owns a

@@ -257,10 +257,12 @@ class Report:
 
         return json.dumps(self.to_dict(), indent=indent)
 
-    def table(self) -> str:
+    def table(self, width: int | None = None, *, wide: bool = False) -> str:
+        """The plain-text table, fitted to ``width`` characters (default: the terminal's, or
+        100 when the output is not a terminal); ``wide``: unfitted, one line per layer."""
         from .render import text_table
 
-        return text_table(self)
+        return text_table(self, width, wide=wide)
 
     def markdown(self) -> str:
         from .render import render_template
@@ -281,10 +283,15 @@ class Report:
     def _repr_markdown_(self) -> str:
         return self.markdown()
 
-    def _repr_latex_(self) -> str:
-        from .render import latex
+    def _repr_html_(self) -> str:
+        from .render.rich import report_html
 
-        return "$\\text{params} = " + latex(self.params) + ",\\ \\text{MACs} = " + latex(self.macs) + "$"
+        return report_html(self)
+
+    def _repr_latex_(self) -> str:
+        from .render.rich import report_latex
+
+        return report_latex(self)
 
 
 def _quantity_symbols(a: Analysis) -> set:

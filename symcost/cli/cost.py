@@ -31,6 +31,9 @@ def add_parser(sub) -> dict:
     cost.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="datatype for memory (default fp32)")
     cost.add_argument("--format", choices=FORMATS + ("csv",), default="table",
                       help="output format (default table; csv: one row per layer, or per point of a sweep)")
+    cost.add_argument("--wide", action="store_true",
+                      help="the table unfitted, one line per layer (default: fitted to the terminal, or to "
+                           "COLUMNS, or to 100 columns when the output is not a terminal)")
     cost.add_argument("--sweep", dest="sweeps", metavar="NAME=RANGE", action="append", default=[],
                       help="evaluate over a range (repeatable: a grid): START:STOP:xF, START:STOP:+D or a,b,c")
     cost.add_argument("--fields", metavar="LIST", default=None,
@@ -70,7 +73,7 @@ def cmd_cost(args) -> str:
         return report.latex()
     if args.format == "markdown":
         return report.markdown()
-    return report.table()
+    return report.table(wide=args.wide)
 
 
 def _convention(report, args) -> str:

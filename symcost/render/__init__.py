@@ -104,47 +104,9 @@ def render_template(name: str, template_dir: str | None = None, **context) -> st
     return environment(template_dir).get_template(name).render(**context)
 
 
-def text_table(report) -> str:
-    """torchinfo-style plain table: one row per layer, a totals row, then the other totals."""
-    header = ("layer", "op", "output shape", "params", "MACs", "FLOPs")
-    rows = []
+def text_table(report, width: int | None = None, *, wide: bool = False) -> str:
+    """The plain-text table, fitted to ``width`` (default: the terminal's) unless ``wide``
+    (see :mod:`symcost.render.table`)."""
+    from .table import text_table as table
 
-    def add_rows(rep, indent=""):
-        for r in rep.rows:
-            op = r.op if r.children is None else f"{r.op} ×{number(r.repeat)}"
-            rows.append((indent + r.name, op, shape_text(r.shape), number(r.cost.params),
-                         number(r.cost.macs), number(r.cost.flops)))
-            if r.children is not None:
-                add_rows(r.children, indent + "  ")
-
-    add_rows(report)
-    total = ("total", "", shape_text(report.output_shapes[0]) if report.output_shapes else "",
-             number(report.params), number(report.macs), number(report.flops))
-    widths = [max(len(str(x[i])) for x in [header, total, *rows]) for i in range(len(header))]
-
-    def line(cells):
-        return "  ".join(
-            str(c).ljust(w) if i < 3 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        ).rstrip()
-
-    rule = "-" * len(line(header))
-    out = [f"{report.name}  (batch {number(report.batch)}, {report.dtype})", rule, line(header), rule]
-    out += [line(r) for r in rows]
-    out += [rule, line(total), rule]
-    mem = report.memory_bytes
-    extra = [
-        ("input elements", report.input),
-        ("activations", report.activations),
-        ("fma_ops (pipelined)", report.fma_ops),
-        ("steps (critical path)", report.steps),
-        (f"memory params ({report.dtype}, bytes)", mem["params"]),
-        (f"memory activations ({report.dtype}, bytes)", mem["activations"]),
-        (f"memory total ({report.dtype}, bytes)", mem["total"]),
-    ]
-    ops_text = ", ".join(f"{k} {number(v)}" for k, v in report.ops.items() if v != 0)
-    w = max(len(k) for k, _ in extra)
-    out += [f"{k.ljust(w)}  {number(v)}" for k, v in extra]
-    out.append(f"{'ops by kind'.ljust(w)}  {ops_text or '0'}")
-    for expr, what in report.conditions:
-        out.append(f"{'condition'.ljust(w)}  {sympy.sstr(expr)} >= 1  ({what})")
-    return "\n".join(out) + "\n"
+    return table(report, width, wide=wide)
