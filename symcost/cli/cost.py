@@ -84,7 +84,8 @@ def _convention(report, args) -> str:
         c = conventions.count(report, args.convention)
         return json.dumps({"model": report.name, "convention": c.convention.name, "unit": c.convention.unit,
                            "total": jsonable(c.total),
-                           "layers": [{"name": n, "op": op, "value": jsonable(v)} for n, op, v in c.rows]},
+                           "layers": [{"name": n, "op": op, "value": jsonable(v)} for n, op, v in c.rows],
+                           **({"note": c.note} if c.note else {})},
                           indent=2) + "\n"
     if args.format != "table":
         raise SymcostError("--convention prints a table or json")
