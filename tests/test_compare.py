@@ -218,3 +218,13 @@ def test_concrete_counts_have_thousands_separators(tmp_path, capsys, fmt):
     out = capsys.readouterr().out
     assert "1,001,000" in out and "1001000" not in out
     assert "1,000,000·T" not in out   # a formula's coefficients stay as sympy prints them (as in the cost table)
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "latex", "json", "csv"])
+def test_cost_output_writes_to_a_file(tmp_path, capsys, fmt):
+    """A sibling of compare -o: cost had no -o either (derive has)."""
+    out = tmp_path / "cost.txt"
+    assert main(["cost", "lenet5", "--format", fmt, "-o", str(out)]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["cost", "lenet5", "--format", fmt]) == 0
+    assert out.read_text(encoding="utf-8") == capsys.readouterr().out
