@@ -375,6 +375,8 @@ def compare(models: Iterable, symbols: Any, *, values: Mapping[str, Any] | None 
     analyses the bias-free copies (:func:`without_bias`).
     """
     syms = _as_symbols(symbols)
+    models = list(models)
+    names = list(names) if names else model_labels([[m.name] for m in models])
     rows = []
     for i, model in enumerate(models):
         m = model if bias else without_bias(model)
@@ -384,8 +386,34 @@ def compare(models: Iterable, symbols: Any, *, values: Mapping[str, Any] | None 
             mine = {k: v for k, v in values.items() if k in known}
             if mine:
                 report = report.subs(mine)
-        rows.append(scaling(report, syms, name=names[i] if names else None))
+        rows.append(scaling(report, syms, name=names[i]))
     return Comparison(rows)
+
+
+def model_labels(candidates: Sequence[Sequence[str]]) -> list[str]:
+    """One distinct label per compared model, from each model's candidates, best first.
+
+    Each model takes its first candidate (the spec's ``name:``); the models whose labels
+    collide take their next one (``name (file stem)``, then ``name (path as given)``), and those
+    still equal after their last are numbered: ``RNN [1]``, ``RNN [2]`` (the same model given twice).
+    """
+    level = [0] * len(candidates)
+    while True:
+        labels = [c[min(i, len(c) - 1)] for c, i in zip(candidates, level)]
+        clash = [k for k, lab in enumerate(labels) if labels.count(lab) > 1 and level[k] < len(candidates[k]) - 1]
+        if not clash:
+            break
+        for k in clash:
+            level[k] += 1
+    seen: dict[str, int] = {}
+    out = []
+    for k, lab in enumerate(labels):
+        if labels.count(lab) > 1:   # the same model twice: its first label, numbered
+            seen[lab] = seen.get(lab, 0) + 1
+            same = all(list(candidates[j]) == list(candidates[k]) for j, x in enumerate(labels) if x == lab)
+            lab = f"{candidates[k][0] if same else lab} [{seen[lab]}]"
+        out.append(lab)
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -420,7 +448,20 @@ def expr_text(expr: sympy.Expr) -> str:
     return "".join(out)
 
 
-def _cells(row: Scaling, tex: bool) -> list[str]:
+def cell_text(expr: sympy.Expr) -> str:
+    """A cost in a plain or Markdown table: a concrete count as the cost table prints it
+    (:func:`symcost.render.number`, 124,439,808), a formula as :func:`expr_text`."""
+    from .render import number
+
+    if isinstance(expr, int) or getattr(expr, "is_Integer", False):
+        return number(expr)
+    return expr_text(expr)
+
+
+def _cells(row: Scaling, tex: bool, label=None) -> list[str]:
+    """A row's cells; ``label`` escapes the model's name for the format (its other cells are
+    printed from sympy expressions over size names, which hold no markup)."""
+    name = label(row.name) if label else row.name
     if tex:
         from .render import latex
 
@@ -429,10 +470,10 @@ def _cells(row: Scaling, tex: bool) -> list[str]:
             if not o.is_zero else "$0$"  # noqa: E731
         verdict = "fixed" if row.fixed else "$" + latex(row.macs_order.growth) + "$"
     else:
-        fmt = expr_text
+        fmt = cell_text
         order_fmt = lambda o: o.text()  # noqa: E731
         verdict = row.verdict
-    return [row.name, fmt(row.macs), fmt(row.params), fmt(row.macs_order.leading), order_fmt(row.macs_order),
+    return [name, fmt(row.macs), fmt(row.params), fmt(row.macs_order.leading), order_fmt(row.macs_order),
             order_fmt(row.params_order), fmt(row.steps), verdict]
 
 
@@ -448,12 +489,14 @@ def comparison_table(rows: Sequence[Scaling], fmt: str = "table", *, title: str 
         import json
 
         return json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False) + "\n"
+    from .render.mathprint import markdown_text, tex_escape
+
     if fmt == "latex":
-        body = [" & ".join(_cells(r, True)) + r" \\" for r in rows]
+        body = [" & ".join(_cells(r, True, tex_escape)) + r" \\" for r in rows]
         head = " & ".join(COLUMNS) + r" \\"
         return "\n".join([r"\begin{tabular}{" + "l" * len(COLUMNS) + "}", r"\hline", head, r"\hline", *body, r"\hline",
                           r"\end{tabular}"]) + "\n"
-    cells = [_cells(r, False) for r in rows]
+    cells = [_cells(r, False, markdown_text if fmt == "markdown" else None) for r in rows]
     if fmt == "markdown":
         out = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
         out += ["| " + " | ".join(c) + " |" for c in cells]

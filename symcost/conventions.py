@@ -30,6 +30,11 @@ name            unit   what it counts
 
 docs/peers.md has the per-layer-kind table, with the line of each tool's source that gives
 the rule, and the zeros and double counts flagged.
+
+A convention may say what it applies to (``Convention.needs``): the scaling papers' (kaplan,
+chinchilla, megatron, palm) are counts of a transformer, refused for a model without an
+attention layer or with products their rules do not count.  A tool's convention applies to
+every model; when it counts nothing of a model that computes, the total 0 carries a note.
 """
 
 from __future__ import annotations
@@ -85,6 +90,9 @@ class Convention:
     unit: str                        # "FLOP" or "MAC"
     doc: str
     rule: Callable[[Layer], Any]
+    #: What the convention applies to: (layers -> the reason it does not, or None).  A paper's
+    #: convention is a transformer's count; applied to another model it would be a wrong number.
+    needs: Callable[[list], str | None] | None = None
 
 
 @dataclass
@@ -94,6 +102,7 @@ class Counted:
     convention: Convention
     total: Any
     rows: list = field(default_factory=list)   # (layer id, op, value)
+    note: str = ""                             # why the total is 0 when the model computes
 
 
 LINALG = ("linear", "matmul", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d")
@@ -341,9 +350,26 @@ CONVENTIONS: dict[str, Convention] = {c.name: c for c in (
 )}
 
 # The scaling papers' conventions (kaplan, chinchilla, megatron, palm): docs/transformers.md.
-from .papers import PAPERS  # noqa: E402  (papers.py imports nothing from this module at import time)
+from .papers import ATTENTION as _PAPER_ATTENTION, PAPERS  # noqa: E402  (papers.py imports nothing from here)
 
-CONVENTIONS.update({name: Convention(name, unit, doc, rule) for name, unit, doc, rule in PAPERS})
+#: Kinds whose products the papers' rules count (weights and attention cores); a layer of another
+#: kind with MACs is compute they have no rule for.
+PAPER_KINDS = ("linear", "embedding") + tuple(dict.fromkeys(ATTENTION + _PAPER_ATTENTION))
+
+
+def _transformer(views: list) -> str | None:
+    """Why a scaling paper's convention does not apply: no attention layer (it is the count of a
+    transformer), or a layer with products its rules do not count (a convolution, an RNN)."""
+    if not any(x.op in ATTENTION + _PAPER_ATTENTION for x in views):
+        return "has no attention layer"
+    other = [x for x in views if x.op not in PAPER_KINDS and x.cost.macs != 0]
+    if other:
+        shown = ", ".join(f"{x.id!r} ({x.op})" for x in other[:3]) + (", ..." if len(other) > 3 else "")
+        return f"has products its rules do not count: layer {shown}"
+    return None
+
+
+CONVENTIONS.update({name: Convention(name, unit, doc, rule, needs=_transformer) for name, unit, doc, rule in PAPERS})
 
 
 def get(name: str) -> Convention:
@@ -375,14 +401,33 @@ def layers(analysis, origins: Mapping[str, str] | None = None, prefix: str = "")
 def count(report, name: str, origins: Mapping[str, str] | None = None) -> Counted:
     """The model of ``report`` counted under the convention ``name`` (× the report's batch)."""
     conv = get(name)
+    views = list(layers(report.analysis, origins))
+    why = conv.needs([layer for _, layer in views]) if conv.needs else None
+    if why:
+        raise SymcostError(f"the {name!r} convention counts a transformer ({conv.doc.split(':')[0]}): its "
+                           f"products (linear layers, attention) and attention cores; {report.name} {why}; "
+                           f"count it with --convention symcost, macs or a tool's name")
     rows = []
-    for rep, layer in layers(report.analysis, origins):
+    for rep, layer in views:
         value = rep * as_expr(conv.rule(layer)) * report.batch
         if report.values:
             value = value.xreplace(report.values)
         rows.append((layer.id, layer.op, value))
     total = sympy.Add(*(v for _, _, v in rows)) if rows else ZERO
-    return Counted(conv, sympy.expand(total) if total.free_symbols else total, rows)
+    total = sympy.expand(total) if total.free_symbols else total
+    return Counted(conv, total, rows, _zero_note(report, conv, total, views))
+
+
+def _zero_note(report, conv: Convention, total, views) -> str:
+    """A tool's convention may well total 0 (fvcore has no rule for nn.LSTM): that is the tool's
+    answer, but never a silent one -- the note says which layers computed and that they were not counted."""
+    if total != 0 or (report.macs == 0 and report.flops == 0):
+        return ""
+    busy = sorted({x.op for _, x in views if x.cost.macs != 0 or x.cost.flops != 0})
+    from .render import number
+
+    return (f"the total is 0: {conv.name} counts nothing of this model's {', '.join(busy)} layers (the tool "
+            f"reports 0 for them, docs/peers.md); symcost counts {number(report.macs)} MACs, {number(report.flops)} FLOPs")
 
 
 def table(report, name: str, origins: Mapping[str, str] | None = None) -> str:
@@ -396,5 +441,7 @@ def table(report, name: str, origins: Mapping[str, str] | None = None) -> str:
     for lid, op, v in counted.rows:
         lines.append(f"{lid:<{width}}  {op:<28}  {number(v)}")
     lines.append(f"{'total':<{width}}  {'':<28}  {number(counted.total)}")
+    if counted.note:
+        lines.append(f"note: {counted.note}")
     return "\n".join(lines) + "\n"
 

@@ -47,11 +47,18 @@ LEADING = {"dnn": "T*I*H", "cnn1d": "T*H*I*K", "cnn2d": "T*F*H*I*Kt*Kf", "rnn": 
 STEPS = {"dnn": "1", "cnn1d": "1", "cnn2d": "1", "rnn": "T", "attention": "3"}
 
 
+#: The zoo's spec names, which label the rows (compare shows a spec's ``name:``, not its file name).
+NAMES = {"dnn": "DNN", "cnn1d": "CNN (1D)", "cnn2d": "CNN (2D)", "rnn": "RNN", "attention": "Attention",
+         "cross_attention": "Cross-attention", "lstm": "LSTM"}
+
+
 def compare_json(capsys, *argv):
+    """The rows of ``compare ... --format json``, keyed by the zoo name of each model."""
     code = main(["compare", *argv, "--format", "json"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    return {row["model"]: row for row in json.loads(out)}
+    by_name = {v: k for k, v in NAMES.items()}
+    return {by_name[row["model"]]: row for row in json.loads(out)}
 
 
 def test_no_bias_view_is_the_slides_table_term_for_term(capsys):
@@ -115,14 +122,14 @@ def test_markdown_table_of_the_done_criterion(capsys):
     out = capsys.readouterr().out
     lines = out.strip().splitlines()
     assert code == 0 and lines[0].startswith("| model |") and "time scaling" in lines[0]
-    assert len(lines) == 2 + 5 and lines[2].startswith("| dnn |") and lines[2].endswith("| fixed |")
+    assert len(lines) == 2 + 5 and lines[2].startswith("| DNN |") and lines[2].endswith("| fixed |")
 
 
 @pytest.mark.parametrize("fmt", ["table", "latex"])
 def test_other_formats(capsys, fmt):
     code = main(["compare", "rnn", "attention", "--in", "T", "--format", fmt])
     out = capsys.readouterr().out
-    assert code == 0 and "rnn" in out and "attention" in out
+    assert code == 0 and "RNN" in out and "Attention" in out
 
 
 @pytest.mark.parametrize(
@@ -151,7 +158,73 @@ def test_compare_html_page_is_self_contained_mathml(capsys):
     fetchable = page.replace('xmlns="http://www.w3.org/1998/Math/MathML"', "")  # a namespace, not a fetch
     assert "<script" not in page.lower() and "http" not in fetchable and "$" not in page and "\\cdot" not in page
     rows = page.split("<tr>")[2:]  # header row first
-    assert [r.split("<code>")[1].split("</code>")[0] for r in rows] == ["dnn", "rnn", "attention"]
+    assert [r.split("<code>")[1].split("</code>")[0] for r in rows] == ["DNN", "RNN", "Attention"]
     assert all(r.count("<math") >= 6 for r in rows)
     assert rows[0].rstrip().endswith("<td>fixed</td></tr>")   # dnn: parameters grow with T
     assert "--no-bias --format html" in page                    # the footer names the command
+
+
+# --------------------------------------------------------------------------- labels, -o, numbers
+
+ONE_LINEAR = "input: [T, {n}]\nlayers:\n  - linear: {{out_features: {n}}}\n"
+
+
+def compare_rows(capsys, *argv):
+    code = main(["compare", *argv, "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return [row["model"] for row in json.loads(out)]
+
+
+def test_rows_are_labelled_by_the_specs_names(tmp_path, capsys):
+    named = tmp_path / "file_name.yaml"
+    named.write_text("name: My model\n" + ONE_LINEAR.format(n=3))
+    unnamed = tmp_path / "unnamed_spec.yaml"
+    unnamed.write_text(ONE_LINEAR.format(n=3))
+    assert compare_rows(capsys, str(named), str(unnamed), "rnn", "--in", "T") == ["My model", "unnamed_spec", "RNN"]
+
+
+def test_equal_names_are_told_apart(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    for d in (a, b):
+        (d / "rnn.yaml").write_text("name: RNN\n" + ONE_LINEAR.format(n=3))
+    (a / "other.yaml").write_text("name: RNN\n" + ONE_LINEAR.format(n=3))
+    labels = compare_rows(capsys, "rnn", str(a / "other.yaml"), str(a / "rnn.yaml"), str(b / "rnn.yaml"), "--in", "T")
+    assert labels[:2] == ["RNN (rnn)", "RNN (other)"]                  # the built-in and the file stem
+    assert labels[2:] == [f"RNN ({a / 'rnn.yaml'})", f"RNN ({b / 'rnn.yaml'})"]   # same stem: the paths
+    labels = compare_rows(capsys, "rnn", "rnn", "--in", "T")
+    assert labels == ["RNN [1]", "RNN [2]"]                            # the same model twice: numbered
+
+
+def test_output_writes_the_table_to_a_file(tmp_path, capsys):
+    out = tmp_path / "table.md"
+    assert main(["compare", "rnn", "attention", "--in", "T", "--format", "markdown", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed == ""
+    assert main(["compare", "rnn", "attention", "--in", "T", "--format", "markdown"]) == 0
+    assert out.read_text(encoding="utf-8") == capsys.readouterr().out
+    code = main(["compare", "rnn", "--in", "T", "--output", str(tmp_path / "no" / "such" / "dir.md")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "cannot write" in err
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown"])
+def test_concrete_counts_have_thousands_separators(tmp_path, capsys, fmt):
+    """A 1000 -> 1000 linear layer: 1000·1000 weights + 1000 biases = 1,001,000 parameters."""
+    path = tmp_path / "wide.yaml"
+    path.write_text("name: wide\n" + ONE_LINEAR.format(n=1000))
+    assert main(["compare", str(path), "--in", "T", "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    assert "1,001,000" in out and "1001000" not in out
+    assert "1,000,000·T" not in out   # a formula's coefficients stay as sympy prints them (as in the cost table)
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "latex", "json", "csv"])
+def test_cost_output_writes_to_a_file(tmp_path, capsys, fmt):
+    """A sibling of compare -o: cost had no -o either (derive has)."""
+    out = tmp_path / "cost.txt"
+    assert main(["cost", "lenet5", "--format", fmt, "-o", str(out)]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["cost", "lenet5", "--format", fmt]) == 0
+    assert out.read_text(encoding="utf-8") == capsys.readouterr().out

@@ -27,6 +27,9 @@ from symcost import conventions  # noqa: E402
 from symcost.errors import SymcostError  # noqa: E402
 from symcost.torch_bridge import from_torch  # noqa: E402
 
+#: The scaling papers' conventions: counts of a transformer (docs/transformers.md).
+PAPERS = {"kaplan", "chinchilla", "megatron", "palm"}
+
 
 class MHA(nn.Module):
     def __init__(self):
@@ -209,6 +212,10 @@ def test_conventions_are_symbolic_and_substitute_to_the_concrete_count():
         m = factory().eval()
         sym = from_torch(m, shape, batch_dim=bd).cost()
         for conv in conventions.CONVENTIONS:
+            if conv in PAPERS and name == "lstm_lm":   # a transformer's count: refused for an LSTM
+                with pytest.raises(SymcostError, match="no attention layer"):
+                    conventions.count(sym, conv)
+                continue
             formula = conventions.count(sym, conv).total
             for s in sizes:
                 concrete = tuple(s.get(d, d) if isinstance(d, str) else d for d in shape)
@@ -239,6 +246,72 @@ def test_unknown_convention_names_the_known_ones():
 
 def test_per_layer_rows_sum_to_the_total():
     r = from_torch(ResNetish(), (3, 16, 16)).cost()
-    for name in conventions.CONVENTIONS:
+    for name in set(conventions.CONVENTIONS) - PAPERS:   # the papers' are refused for a CNN
         c = conventions.count(r, name)
         assert sum(v for _, _, v in c.rows) == c.total
+
+
+# --------------------------------------------------------------------------- where a convention applies
+
+ZOO = symcost.spec.builtin_names()
+#: The zoo's transformers: what the papers' conventions count (an attention layer, and no product
+#: outside linear layers and attention).
+TRANSFORMERS = {"attention", "bert", "cross_attention", "gpt2", "llama", "palm", "transformer_encoder",
+                "transformer_lm"}
+
+
+@pytest.mark.parametrize("model", ZOO)
+def test_every_convention_on_every_zoo_model_counts_or_refuses(model):
+    """Never a silent 0 for a model that computes: a nonzero count, a refusal naming what the
+    convention needs, or (a tool that sees none of the model's layers) a 0 with a note saying so."""
+    r = symcost.load(model).cost()
+    assert r.macs != 0
+    for name in conventions.CONVENTIONS:
+        if name in PAPERS and model not in TRANSFORMERS:
+            with pytest.raises(SymcostError, match="counts a transformer") as err:
+                conventions.count(r, name)
+            assert r.name in str(err.value) and "--convention symcost" in str(err.value)
+            continue
+        c = conventions.count(r, name)
+        assert c.total != 0 or c.note, (model, name)
+        if c.total == 0:
+            assert "the total is 0" in c.note and "counts nothing" in c.note, c.note
+
+
+def test_a_paper_convention_on_a_model_it_does_not_fit_is_one_line():
+    from symcost.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["cost", "rnn", "--convention", "palm"])
+    assert code == 2 and out.getvalue() == "" and err.getvalue().count("\n") == 1
+    assert "'palm'" in err.getvalue() and "RNN has no attention layer" in err.getvalue()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["cost", "lenet5", "--convention", "kaplan"])
+    assert code == 2
+
+
+def test_a_transformer_with_a_product_the_papers_do_not_count_is_refused():
+    """A convolution in front of attention: kaplan has no rule for it, so its total would miss it."""
+    m = symcost.Model("conv front", inputs={"x": [8, "T"]})
+    m.add("conv1d", out_channels=8, kernel_size=3, padding="same", id="conv")
+    m.add("transpose", dim0=0, dim1=1)
+    m.add("multihead_attention", num_heads=2)
+    with pytest.raises(SymcostError, match=r"products its rules do not count: layer 'conv' \(conv1d\)"):
+        conventions.count(m.cost(), "kaplan")
+
+
+def test_a_tool_that_counts_nothing_says_so():
+    """fvcore has no handle for aten::lstm (docs/peers.md): its 0 is reported, with a note."""
+    from symcost.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["cost", "lstm", "--convention", "fvcore"]) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[-2].split()[-1] == "0" and lines[-1].startswith("note: the total is 0: fvcore counts nothing")
+    with contextlib.redirect_stdout(out := io.StringIO()):
+        assert main(["cost", "lstm", "--convention", "fvcore", "--format", "json"]) == 0
+    import json
+
+    assert "counts nothing" in json.loads(out.getvalue())["note"]

@@ -357,6 +357,114 @@ def test_control_characters_in_the_file_name():
 
 
 # ------------------------------------------------------------------------------------------------
+# A model's name is text: it reaches Markdown, LaTeX, HTML and matplotlib escaped, never as markup
+# ------------------------------------------------------------------------------------------------
+
+HOSTILE_NAME = "<script>alert(1)</script> | *x* $\\input{/etc/passwd}$ _y_ `z` [l](u) #"
+MD_MARKUP = set("\\`*_[]|$#~<>&")
+TEX_ESCAPES = ("\\textless{}", "\\textgreater{}", "\\textbar{}", "\\textbackslash{}", "\\textasciitilde{}",
+               "\\textasciicircum{}", "\\textasciigrave{}", "\\$", "\\&", "\\%", "\\#", "\\_", "\\{", "\\}")
+
+
+def md_plain(text: str) -> str:
+    """What CommonMark shows of ``text``: backslash-escapes of ASCII punctuation and entities undone."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text))
+
+
+def md_unescaped(text: str) -> str:
+    """``text`` without its escapes and entities: what could still act as markup."""
+    import re
+
+    return re.sub(r"\\[!-/:-@\[-`{-~]|&(?:[a-z]+|#\d+);", "", text)
+
+
+def tex_unescaped(text: str) -> str:
+    for esc in TEX_ESCAPES:
+        text = text.replace(esc, "")
+    return text
+
+
+@pytest.fixture
+def hostile_spec(spec):
+    return spec(f"name: {q(HOSTILE_NAME)}\ninput: [T, 4]\nlayers:\n  - linear: {{out_features: 3}}\n")
+
+
+def test_a_hostile_name_in_cost_markdown(hostile_spec):
+    r = run("cost", hostile_spec, "--format", "markdown")
+    assert r.code == 0, r.err
+    heading = r.out.splitlines()[0]
+    assert heading.startswith("### ") and md_plain(heading[4:]) == HOSTILE_NAME
+    assert not MD_MARKUP & set(md_unescaped(heading[4:]))
+    assert "<" not in r.out
+
+
+def test_a_hostile_name_in_compare_markdown(hostile_spec):
+    r = run("compare", hostile_spec, "rnn", "--in", "T", "--format", "markdown")
+    assert r.code == 0, r.err
+    row = r.out.splitlines()[2]
+    import re
+
+    cells = re.split(r"(?<!\\)\|", row)[1:-1]                 # GFM: an unescaped | ends a cell
+    assert len(cells) == 8 and md_plain(cells[0].strip()) == HOSTILE_NAME
+    assert not MD_MARKUP & set(md_unescaped(cells[0]))
+    assert "<" not in r.out
+
+
+@pytest.mark.parametrize("argv", [["cost", "{spec}", "--format", "latex"],
+                                  ["compare", "{spec}", "rnn", "--in", "T", "--format", "latex"]])
+def test_a_hostile_name_in_latex(hostile_spec, argv, tmp_path):
+    import shutil
+    import subprocess
+
+    r = run(*[a.format(spec=hostile_spec) for a in argv])
+    assert r.code == 0, r.err
+    line = next(x for x in r.out.splitlines() if "script" in x)
+    name = line.split(": generated")[0].lstrip("% ") if line.startswith("%") else line.split(" & ")[0]
+    assert not set("\\$&%#_{}^~") & set(tex_unescaped(name)), name
+    if line.startswith("%"):
+        return
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed: the table is checked as text only")
+    doc = tmp_path / "t.tex"
+    doc.write_text("\\documentclass{article}\n\\begin{document}\n" + r.out + "\\end{document}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-no-shell-escape", "-halt-on-error", doc.name],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    log = (tmp_path / "t.log").read_text(errors="replace")
+    assert done.returncode == 0, log[-2000:]
+    assert "/etc/passwd" not in log                            # \input{/etc/passwd} was text, never read
+
+
+def test_a_hostile_file_name_in_compare_markdown(spec):
+    """A spec without ``name:`` is labelled by its file's stem, which is user text too."""
+    stem = "a|*b*_$x$`<i>"
+    path = spec("input: [T, 4]\nlayers:\n  - linear: {out_features: 3}\n", stem + ".yaml")
+    r = run("compare", path, "--in", "T", "--format", "markdown")
+    assert r.code == 0, r.err
+    import re
+
+    cells = re.split(r"(?<!\\)\|", r.out.splitlines()[2])[1:-1]
+    assert len(cells) == 8 and md_plain(cells[0].strip()) == stem
+    assert not MD_MARKUP & set(md_unescaped(cells[0]))
+
+
+def test_a_hostile_name_in_compare_html(hostile_spec):
+    r = run("compare", hostile_spec, "--in", "T", "--format", "html")
+    assert r.code == 0, r.err
+    assert "<script" not in r.out.lower() and "&lt;script&gt;" in r.out
+
+
+def test_a_file_name_with_math_in_compare_plot(spec, tmp_path):
+    pytest.importorskip("matplotlib")
+    path = spec("input: [T, 4]\nlayers:\n  - linear: {out_features: 3}\n", "$\\input{x}$ $^$.yaml")
+    r = run("compare", path, "--in", "T", "--plot", str(tmp_path / "f.png"))
+    assert r.code == 0, r.err
+    assert (tmp_path / "f.png").stat().st_size > 0
+
+
+# ------------------------------------------------------------------------------------------------
 # Mistakes a new user makes: one line naming the file, the layer and the problem
 # ------------------------------------------------------------------------------------------------
 

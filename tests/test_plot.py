@@ -84,7 +84,7 @@ def test_cli_plot_svg(specs, tmp_path, capsys):
     root = ET.parse(out).getroot()
     assert root.tag.endswith("svg")
     text = out.read_text()
-    assert "rnn" in text and "attention" in text
+    assert "RNN" in text and "attention" in text   # each spec's name: (RNN, attention)
 
 
 def test_plot_defaults_and_errors(specs, tmp_path, capsys):
@@ -102,3 +102,94 @@ def test_plot_defaults_and_errors(specs, tmp_path, capsys):
         loglog_slope([4, 4], [1, 2])
     with pytest.raises(PlotError, match="png or .svg"):
         plot_lines([], str(tmp_path / "x.jpg"))
+
+
+def figure_text(fig) -> str:
+    """Every piece of text drawn on a figure (title, labels, legend entries and title)."""
+    from matplotlib.text import Text
+
+    return "\n".join(t.get_text() for t in fig.findobj(Text) if t.get_visible())
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The Figure objects the CLI's --plot draws, captured as plot_lines returns them."""
+    import symcost.plot
+
+    drawn, real = [], symcost.plot.plot_lines
+
+    def capture(*args, **kwargs):
+        drawn.append(real(*args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(symcost.plot, "plot_lines", capture)
+    return drawn
+
+
+def test_the_figure_states_every_size_it_substituted(specs, tmp_path, figures, capsys):
+    """RNN's I and H, CNN's I, H and K take the documented defaults (docs/scaling.md: I = H = 64,
+    K = 3); attention's E is set.  The figure says so, and its points are the counts at those sizes."""
+    code = main(["compare", specs["rnn"], specs["cnn"], specs["attention"], "--in", "T", "--set", "E=16",
+                 "--plot", str(tmp_path / "f.png"), "--range", "16:256:x2"])
+    assert code == 0, capsys.readouterr().err
+    (fig,) = figures
+    text = figure_text(fig)
+    note = fig.axes[0].get_legend().get_title().get_text()
+    for size in ("H = 64", "I = 64", "K = 3", "E = 16"):
+        assert size in note, (size, note)
+    assert "defaults" in note and "--set" in note and "E = 16 (set)" in " ".join(note.split())
+    assert note in text
+    # the stated sizes are the ones the points were computed at: RNN (I·H + H·H)·T, CNN H·I·K·T,
+    # attention 4·E²·T + 2·E·T² (the test's own formulas, not symcost's)
+    plotted = {ln.get_gid(): ln for ln in fig.axes[0].get_lines()}
+    T = [16, 32, 64, 128, 256]
+    assert list(plotted["RNN"].get_ydata()) == [float(t * (64 * 64 + 64 * 64)) for t in T]
+    assert list(plotted["CNN"].get_ydata()) == [float(64 * 64 * 3 * t) for t in T]
+    assert list(plotted["attention"].get_ydata()) == [float(4 * 16 * 16 * t + 2 * 16 * t * t) for t in T]
+
+
+def test_a_figure_with_every_size_set_says_so(specs, tmp_path, figures):
+    assert main(["compare", specs["rnn"], "--in", "T", "--set", "I=8", "--set", "H=4096",
+                 "--plot", str(tmp_path / "f.svg")]) == 0
+    note = figures[0].axes[0].get_legend().get_title().get_text()
+    assert " ".join(note.split()) == "sizes: H = 4,096, I = 8 (set)"
+
+
+def test_every_missing_size_of_every_model_is_in_one_message(tmp_path):
+    a = symcost.Model("a", inputs={"x": ["T", "Zq"]})
+    a.add("linear", out_features=3)
+    b = symcost.Model("b", inputs={"x": ["T", "Zq"]})
+    b.add("linear", out_features="Zr")
+    with pytest.raises(PlotError) as err:
+        scaling_lines([a.cost(), b.cost()], "T", [1, 2, 4])
+    message = str(err.value)
+    assert "Zq (a, b)" in message and "Zr (b)" in message and "--set" in message
+
+
+def test_cli_names_every_missing_size_in_one_line(tmp_path, capsys):
+    code = main(["compare", "gpt2", "llama", "rnn", "--in", "T", "--plot", str(tmp_path / "f.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    for size in ("d_model", "n_layer", "n_vocab", "d_ff"):   # gpt2's d_ff has a default (4·d_model), llama's not
+        assert size in err, (size, err)
+    assert "d_ff (LLaMA)" in err and "GPT-2" in err
+
+
+def test_a_file_name_with_dollars_is_drawn_as_written(tmp_path, figures, capsys):
+    """matplotlib reads $…$ as mathtext: a spec file named so made --plot exit 1."""
+    path = tmp_path / "$\\input{x}$.yaml"
+    path.write_text(RNN.replace("name: RNN\n", ""))   # no name: the file stem labels the line
+    code = main(["compare", str(path), "--in", "T", "--plot", str(tmp_path / "f.png")])
+    assert code == 0, capsys.readouterr().err
+    labels = [t.get_text() for t in figures[0].axes[0].get_legend().get_texts()]
+    assert labels[0].startswith("\\$\\input{x}\\$: slope")     # escaped for matplotlib, drawn as $\input{x}$
+
+
+def test_a_hostile_spec_name_in_an_svg(tmp_path, capsys):
+    path = tmp_path / "m.yaml"
+    path.write_text(RNN.replace("name: RNN", "name: '<script>alert(1)</script> | *x* $\\input{/etc/passwd}$ --'"))
+    out = tmp_path / "f.svg"
+    code = main(["compare", str(path), "--in", "T", "--plot", str(out)])
+    assert code == 0, capsys.readouterr().err
+    root = ET.parse(out).getroot()                      # well-formed XML, the name escaped in it
+    assert not [e for e in root.iter() if e.tag.rsplit("}", 1)[-1].lower() == "script"]

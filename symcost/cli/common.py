@@ -21,3 +21,16 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
             raise SymcostError(f"--set gives {name!r} twice")
         values[name] = value
     return values
+
+
+def write_output(text: str, path: str | None) -> str:
+    """``-o FILE``: write ``text`` to FILE and print nothing; without it, ``text`` is printed."""
+    if path is None:
+        return text
+    from pathlib import Path
+
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise SymcostError(f"cannot write {path!r}: {err.strerror or err}") from None
+    return ""

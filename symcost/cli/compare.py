@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 
 from ..errors import SymcostError
-from .common import FORMATS, parse_sets
+from .common import FORMATS, parse_sets, write_output
 
 
 def add_parser(sub) -> dict:
@@ -22,13 +22,12 @@ def add_parser(sub) -> dict:
     cmp.add_argument("--plot", metavar="FILE", help="write a log-log figure of MACs against T (.png or .svg)")
     cmp.add_argument("--range", dest="range", metavar="RANGE", default=None,
                      help="values of T for --plot (default 16:4096:x2)")
+    cmp.add_argument("-o", "--output", metavar="FILE", help="write the table (or page) to FILE instead of standard output")
     return {"compare": cmd_compare}
 
 
 def cmd_compare(args) -> str:
-    import os
-
-    from ..analysis import compare, comparison_table, without_bias
+    from ..analysis import compare, comparison_table, model_labels, without_bias
     from ..spec import load
 
     names = [n.strip() for t in args.time for n in t.split(",") if n.strip()]
@@ -45,7 +44,7 @@ def cmd_compare(args) -> str:
             raise SymcostError(f"no compared model has a size {name!r}; their sizes: {', '.join(sorted(known))}")
     if not args.bias:
         models = [without_bias(m) for m in models]
-    labels = [os.path.splitext(os.path.basename(m))[0] if os.path.exists(m) else m for m in args.models]
+    labels = model_labels([_label_candidates(model, source) for model, source in zip(models, args.models)])
     rows = compare(models, names, values=values, names=labels)
     words = ["symcost", "compare", *args.models, "--in", ",".join(names)]
     words += [f"--set {v}" for v in args.sets] + ["--no-bias"] * (not args.bias) + ["--format", args.format]
@@ -59,4 +58,20 @@ def cmd_compare(args) -> str:
         values_t = parse_range(args.range or DEFAULT_RANGE, names[0])
         lines = scaling_lines([m.cost() for m in models], names[0], values_t, sizes=values, labels=labels)
         plot_lines(lines, args.plot, time=names[0])
-    return out
+    return write_output(out, args.output)
+
+
+#: The name the spec loader gives a spec without ``name:``.
+UNNAMED = "model"
+
+
+def _label_candidates(model, source: str) -> list[str]:
+    """A compared model's labels, best first: its spec's ``name:`` (a spec without one: its file
+    stem, or the built-in name), then, to tell equal names apart, ``name (stem)`` and
+    ``name (path as given)``."""
+    import os
+
+    stem = os.path.splitext(os.path.basename(source))[0] if os.path.exists(source) else source
+    if model.name == UNNAMED or not model.name.strip():
+        return [stem, source] if stem != source else [stem]
+    return [model.name, f"{model.name} ({stem})"] + ([f"{model.name} ({source})"] if stem != source else [])

@@ -4,7 +4,7 @@ count; a sweep over sizes."""
 from __future__ import annotations
 
 from ..errors import SymcostError
-from .common import FORMATS, parse_sets
+from .common import FORMATS, parse_sets, write_output
 
 
 def add_parser(sub) -> dict:
@@ -38,10 +38,15 @@ def add_parser(sub) -> dict:
                       help="evaluate over a range (repeatable: a grid): START:STOP:xF, START:STOP:+D or a,b,c")
     cost.add_argument("--fields", metavar="LIST", default=None,
                       help="with --sweep: comma-separated fields (default params,activations,macs,flops,fma_ops,steps)")
+    cost.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     return {"cost": cmd_cost}
 
 
 def cmd_cost(args) -> str:
+    return write_output(_cost(args), args.output)  # -o FILE, as compare and derive have
+
+
+def _cost(args) -> str:
     from ..spec import load
 
     if (args.model is None) == (args.torch is None):
@@ -87,7 +92,8 @@ def _convention(report, args) -> str:
         c = conventions.count(report, args.convention)
         return json.dumps({"model": report.name, "convention": c.convention.name, "unit": c.convention.unit,
                            "total": jsonable(c.total),
-                           "layers": [{"name": n, "op": op, "value": jsonable(v)} for n, op, v in c.rows]},
+                           "layers": [{"name": n, "op": op, "value": jsonable(v)} for n, op, v in c.rows],
+                           **({"note": c.note} if c.note else {})},
                           indent=2) + "\n"
     if args.format != "table":
         raise SymcostError("--convention prints a table or json")

@@ -367,6 +367,7 @@ def fits_one_line(markup, extra: str = "") -> bool:
 _TEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
     "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
+    "|": r"\textbar{}", "`": r"\textasciigrave{}",
     "×": r"$\times$", "·": r"$\cdot$", "−": "-", "–": "--", "—": "---", "≈": r"$\approx$", "µ": r"\textmu{}",
     "→": r"$\to$", "’": "'", "ᵀ": r"\textsuperscript{T}", "₁": r"\textsubscript{1}", "₀": r"\textsubscript{0}",
 }
@@ -408,9 +409,24 @@ def sentence_html(parts) -> str:
     return "".join(mathml_lines(p) if _is_math(p) else html.escape(str(p)) for p in parts)
 
 
+_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
 def markdown_text(text) -> str:
-    """Text safe in a Markdown paragraph (no accidental emphasis, tables or math)."""
-    return "".join("\\" + ch if ch in "\\`*_[]|$<>" else ch for ch in str(text))
+    """Text safe in a Markdown paragraph, heading or table cell (CommonMark/GFM, as GitHub and
+    Jupyter render it): no emphasis, code, links, tables, strikethrough or ``$`` math -- each of
+    those characters is backslash-escaped, as is a ``#`` that would open a heading or close one
+    (first, or in the text's trailing run) -- and no HTML: ``&``, ``<`` and ``>`` become entities
+    (a backslash before ``<`` is not an escape in every renderer)."""
+    text = str(text)
+    heading = {0} | set(range(len(text.rstrip("#")), len(text)))   # where a # is a heading's
+
+    def escaped(i: int, ch: str) -> str:
+        if ch in _MD_ENTITIES:
+            return _MD_ENTITIES[ch]
+        return "\\" + ch if ch in "\\`*_[]|$~" or (ch == "#" and i in heading) else ch
+
+    return "".join(escaped(i, ch) for i, ch in enumerate(text))
 
 
 FILTERS = {
