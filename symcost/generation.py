@@ -44,6 +44,7 @@ from .cost import Cost, tidy
 from .errors import SpecError
 from .graph import Model
 from .sizes import symbol, to_size
+from .substitution import Rename
 
 CAUSAL_SELF = "multihead_attention"
 SDPA = "scaled_dot_product_attention"
@@ -216,7 +217,8 @@ def generation(model: Model, *, prompt: Any = "T_p", new: Any = "T_new", kv_cach
                           full_cost, length, total, core, sympy.Integer(0), Tn)
     step_model = decode_step_model(model, past, T)
     step = step_model.cost(batch=batch, dtype=dtype)
-    step = step.subs({k: v for k, v in values.items() if k in step.known_names()}) if values else step
+    keep = step.known_names() | {v.name for v in values.values() if isinstance(v, Rename)}  # --rename X=Y --set Y=2
+    step = step.subs({k: v for k, v in values.items() if k in keep}) if values else step
     step_cost = step.total
     prefill = full_cost.subs({length: Tp})
     total = prefill + _sum(step_cost, past, Tp, Tp + Tn - 2)

@@ -373,8 +373,7 @@ class Model:
         b = self.batch if batch is None else to_size(batch, "batch")
         report = Report(analysis, batch=b, dtype=dtype)
         if self.defaults:  # d_ff: 4*d_model -- a later subs(d_ff=...) overrides it
-            known = report.known_names()
-            report = report.subs({k: v for k, v in self.defaults.items() if k in known})
+            report = report.with_defaults(self.defaults)
         return report
 
     def __repr__(self) -> str:

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Callable, Union
+import numbers
+from typing import Callable, Mapping, Union
 
 import sympy
 
@@ -233,57 +234,167 @@ def expanded_terms(expr: sympy.Expr, cap: int = EXPAND_TERMS) -> int:
     """
     from math import comb
 
+    memo: dict = {}  # a substituted chain shares subtrees: walk each distinct one once
+
     def walk(e) -> int:
         if e.is_Atom:
             return 1
+        if e in memo:
+            return memo[e]
         if e.is_Add:
-            return min(cap + 1, sum(walk(a) for a in e.args))
-        if e.is_Mul:
+            n = min(cap + 1, sum(walk(a) for a in e.args))
+        elif e.is_Mul:
             n = 1
             for a in e.args:
                 n = min(cap + 1, n * walk(a))
-            return n
-        if e.is_Pow:
+        elif e.is_Pow:
             t = walk(e.base)
             exp = e.exp
             if exp.is_Integer and int(exp) > 1 and t > 1:
-                return min(cap + 1, comb(t + int(exp) - 1, int(exp)))
-            return min(cap + 1, t)
-        return max([1] + [walk(a) for a in e.args])  # floor(...), Min(...): one term, arguments bounded
+                n = min(cap + 1, comb(t + int(exp) - 1, int(exp)))
+            else:
+                n = min(cap + 1, t)
+        else:
+            n = max([1] + [walk(a) for a in e.args])  # floor(...), Min(...): one term, arguments bounded
+        memo[e] = n
+        return n
 
     return walk(expr)
 
 
-def to_size(value: object, what: str = "size", *, minimum: int = 1) -> sympy.Expr:
+def bits_bound(expr: sympy.Expr, bits: Mapping[sympy.Symbol, int]) -> int:
+    """An upper bound on the bits of every number built when ``expr`` is evaluated with each
+    symbol ``s`` of ``bits`` replaced by a value whose numbers have at most ``bits[s]`` bits.
+
+    Computed on the expression as written, before substituting: so a chain
+    A = B**64, B = C**64, C = 2 is refused without building 2**4096 (sympy evaluates a
+    power of a number at once).  Numerators and denominators are bounded apart (a sum of
+    fractions multiplies denominators); a product adds bits, a power multiplies them.
+    """
+    memo: dict = {}
+
+    def walk(e) -> tuple[int, int]:  # (numerator bits, denominator bits)
+        if e.is_Rational:
+            return abs(e.p).bit_length(), abs(e.q).bit_length()
+        if e.is_Symbol:
+            b = bits.get(e, 0)
+            return b, b
+        if e.is_Atom:
+            return 0, 0
+        if e in memo:
+            return memo[e]
+        parts = [walk(a) for a in e.args]
+        if e.is_Add:
+            den = sum(d for _, d in parts)
+            out = (max(n for n, _ in parts) + den + len(parts).bit_length(), den)
+        elif e.is_Mul:
+            out = (sum(n for n, _ in parts), sum(d for _, d in parts))
+        elif e.is_Pow and e.exp.is_Integer:
+            (n, d), k = parts[0], int(e.exp)
+            out = (k * n, k * d) if k >= 0 else (-k * d, -k * n)
+        else:  # floor, ceiling, Min, Max: no larger than their arguments (and one more bit)
+            out = (max(n for n, _ in parts) + 1, max(d for _, d in parts))
+        memo[e] = out
+        return out
+
+    return max(walk(expr))
+
+
+def to_size(value: object, what: str = "size", *, minimum: int = 1,
+            lookup: Callable[[str], sympy.Symbol] = symbol) -> sympy.Expr:
     """Turn a user value (int, grammar text or sympy expression) into a size expression.
 
-    Concrete values are checked to be integers >= ``minimum``; symbolic
-    values are accepted as they are (their conditions are checked when
-    sizes are substituted).
+    Every entry point (YAML, ``--set``, the Python API) goes through here, so a size is
+    validated the same way wherever it comes from:
+
+    - a whole number (``int``, a numpy integer) must be at least ``minimum``; ``bool``,
+      ``float`` (even ``3.0``) and anything else are refused;
+    - text is read by the size grammar (:func:`parse_size`, names resolved by ``lookup``);
+    - a sympy expression must be one the grammar could have built (integers, fractions,
+      symbols, ``+ - * / **`` with whole exponents, floor, ceiling, Min, Max), and a
+      foreign symbol (``sympy.Symbol("D")``, without symcost's positive-integer
+      assumptions) becomes symcost's symbol of the same name (:func:`adopt`);
+    - a symbolic size that can never be valid (``-D``, ``D + 1/2``) is refused; one that may
+      be (``D - 5``, ``D/2``) is checked when sizes are substituted.
     """
     if isinstance(value, bool):
         raise SizeError(f"{what} must be a whole number, not {brief(value)}")
-    if isinstance(value, int):
+    if isinstance(value, numbers.Integral):  # int, numpy integers
+        value = int(value)
         if abs(value).bit_length() > MAX_BITS:
             raise SizeError(f"{what} is larger than 2**{MAX_BITS}")
         expr = sympy.Integer(value)
     elif isinstance(value, str):
         try:
-            expr = parse_size(value)
+            expr = parse_size(value, lookup)
         except SizeError as err:
             raise SizeError(f"{what}: {err.message}") from None
     elif isinstance(value, sympy.Basic):
-        if not isinstance(value, sympy.Expr):
-            raise SizeError(f"{what} must be a number or expression, not {brief(value)}")
-        if number_bits(value) > MAX_BITS:
-            raise SizeError(f"{what} contains a number larger than 2**{MAX_BITS}")
-        expr = value
+        expr = adopt(value, what)
     elif isinstance(value, float) and value.is_integer():
         raise SizeError(f"{what} must be a whole number written without a decimal point, not {brief(value)}")
     else:
         raise SizeError(f"{what} must be a whole number or a size expression, not {brief(value)}")
     check_concrete(expr, what, minimum=minimum)
+    check_symbolic(expr, what, minimum=minimum)
     return expr
+
+
+MAX_NODES = 10_000  # nodes of a sympy expression given through the API (the grammar's text is bounded)
+_FUNCS = (sympy.floor, sympy.ceiling, sympy.Min, sympy.Max)
+
+
+def adopt(value: sympy.Basic, what: str = "size") -> sympy.Expr:
+    """A sympy value given through the API, as a size: checked to be what the grammar builds
+    (bounded in nodes, numbers and terms), its symbols made symcost's positive-integer ones."""
+    if not isinstance(value, sympy.Expr):
+        raise SizeError(f"{what} must be a number or expression, not {brief(value)}")
+    foreign: dict = {}
+    seen: set = set()
+    stack = [value]
+    while stack:
+        e = stack.pop()
+        if e in seen:
+            continue
+        seen.add(e)
+        if len(seen) > MAX_NODES:
+            raise SizeError(f"{what} is an expression of more than {MAX_NODES:,} parts")
+        if e.is_Symbol:
+            if isinstance(e, (sympy.Dummy, sympy.Wild)) or not isinstance(e.name, str):
+                raise SizeError(f"{what}: {brief(e)} is not a named size")
+            try:
+                mine = symbol(e.name)
+            except SymbolError as err:
+                raise SizeError(f"{what}: {err.message}") from None
+            if mine is not e:
+                foreign[e] = mine
+            continue
+        if e.is_Rational:
+            continue
+        if e.is_Atom or not (e.is_Add or e.is_Mul or e.is_Pow or isinstance(e, _FUNCS)):
+            raise SizeError(f"{what} must be a whole number or a size expression (integers, size names, "
+                            f"+ - * / // **, floor, ceil, min, max), not {brief(e)}")
+        if e.is_Pow and not (e.exp.is_Integer and abs(int(e.exp)) <= MAX_EXPONENT):
+            raise SizeError(f"{what}: exponent must be a whole number from 0 to {MAX_EXPONENT}, "
+                            f"not {brief(e.exp)}")
+        stack.extend(e.args)
+    if number_bits(value) > MAX_BITS:
+        raise SizeError(f"{what} contains a number larger than 2**{MAX_BITS}")
+    expr = value.xreplace(foreign) if foreign else value
+    if expanded_terms(expr, MAX_TERMS) > MAX_TERMS:
+        raise SizeError(f"{what} has more than {MAX_TERMS} terms once multiplied out")
+    return expr
+
+
+def check_symbolic(expr: sympy.Expr, what: str, *, minimum: int = 1) -> None:
+    """Refuse a symbolic size that no values of its (positive-integer) symbols make valid:
+    never a whole number (``D + 1/2``), or never at least ``minimum`` (``-D``, ``1 - D``)."""
+    if not expr.free_symbols or expr.is_Symbol:
+        return
+    if expr.is_integer is False:
+        raise SizeError(f"{what} is {expr}, which is never a whole number")
+    if (expr.is_negative if minimum <= 0 else expr.is_nonpositive) is True:
+        raise SizeError(f"{what} is {expr}, which is never at least {minimum}")
 
 
 def check_concrete(expr: sympy.Expr, what: str, *, minimum: int = 1) -> None:
@@ -293,6 +404,8 @@ def check_concrete(expr: sympy.Expr, what: str, *, minimum: int = 1) -> None:
     if not expr.is_Integer:
         raise SizeError(f"{what} must be a whole number, but it is {expr}")
     if int(expr) < minimum:
+        if minimum == 0:
+            raise SizeError(f"{what} must not be negative, but it is {expr}")
         raise SizeError(f"{what} must be at least {minimum}, but it is {expr}")
 
 

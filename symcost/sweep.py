@@ -19,6 +19,7 @@ Several swept sizes form a grid (their cartesian product), the first varying slo
 from __future__ import annotations
 
 import functools
+import numbers
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -34,7 +35,7 @@ INT64_SAFE = 2 ** 62            # the int64 fast path needs every intermediate b
 
 FIELDS = ("params", "activations", "macs", "flops", "fma_ops", "steps")
 ALL_FIELDS = FIELDS + ("input",) + tuple(f"ops.{k}" for k in ("mul", "add", "div", "cmp", "exp", "tanh", "erf", "sqrt")) \
-    + ("memory.params", "memory.activations", "memory.total")
+    + ("memory_bytes.params", "memory_bytes.activations", "memory_bytes.total")
 
 _INT_RE = re.compile(r"\s*(\d{1,18})\s*\Z")
 
@@ -186,9 +187,37 @@ def _np_reduce(ufunc):
 CHUNK = 100_000  # points evaluated at once on exact (object) columns
 
 
+class _Zero:
+    """Where a floor division met a zero divisor (``12//(H - 2)`` at H=2): the safe floordiv
+    divides by 1 there instead (numpy would warn and give 0, Python ints would raise) and
+    records the points, so that the caller refuses them instead of printing a number."""
+
+    def __init__(self):
+        self.masks: list = []
+
+    def floordiv(self, n, d):
+        import numpy as np
+
+        zero = np.equal(d, 0)
+        if np.any(zero):
+            self.masks.append(zero)
+            d = np.where(zero, 1, d)
+        return np.floor_divide(n, d)
+
+    def take(self, size: int):
+        import numpy as np
+
+        mask = np.zeros(size, dtype=bool)
+        for m in self.masks:
+            mask |= np.broadcast_to(m, (size,))
+        self.masks = []
+        return mask
+
+
 @dataclass
 class Compiled:
-    """One field, compiled once: ``values(columns)`` evaluates it on whole columns."""
+    """One expression, compiled once: :meth:`fraction` evaluates it on whole columns, exactly,
+    as a numerator and a denominator; :meth:`values` as whole numbers (a field)."""
 
     name: str
     expr: sympy.Expr
@@ -198,7 +227,8 @@ class Compiled:
         import numpy as np
 
         self.num, self.den = _integerize(self.expr)
-        modules = [{"floordiv": np.floor_divide, "smin": _np_reduce(np.minimum),
+        self._zero = _Zero()
+        modules = [{"floordiv": self._zero.floordiv, "smin": _np_reduce(np.minimum),
                     "smax": _np_reduce(np.maximum)}, "numpy"]
         self._num = sympy.lambdify(self.symbols, self.num, modules=modules)
         self._den = sympy.lambdify(self.symbols, self.den, modules=modules)
@@ -206,26 +236,53 @@ class Compiled:
     def fits_int64(self, mag: Mapping[sympy.Symbol, int]) -> bool:
         return _bound(self.num, mag) < INT64_SAFE and _bound(self.den, mag) < INT64_SAFE
 
-    def values(self, columns: Sequence, size: int):
+    def fraction(self, columns: Sequence, size: int):
+        """(numerator, denominator, undefined): arrays of ``size`` values; ``undefined`` marks the
+        points where a divisor is zero (the denominator, or one inside a floor)."""
         import numpy as np
 
         if size > CHUNK and any(getattr(c, "dtype", None) == object for c in columns):
             # Exact Python-int columns are slow: evaluate in chunks, with a bar on a terminal.
             starts = range(0, size, CHUNK)
-            parts = [self.values([c[i:i + CHUNK] for c in columns], min(CHUNK, size - i))
+            parts = [self.fraction([c[i:i + CHUNK] for c in columns], min(CHUNK, size - i))
                      for i in progress(starts, total=len(starts), desc=self.name, unit="chunk")]
-            return np.concatenate(parts)
-        num = np.broadcast_to(self._num(*columns), (size,))
-        den = np.broadcast_to(self._den(*columns), (size,))
+            return tuple(np.concatenate(p) for p in zip(*parts))
+        num = np.array(np.broadcast_to(self._num(*columns), (size,)))
+        den = np.array(np.broadcast_to(self._den(*columns), (size,)))
+        undefined = self._zero.take(size) | (den == 0)
+        return num, np.where(undefined, 1, den), undefined
+
+    def values(self, columns: Sequence, size: int):
+        """The whole-number values of a field (a SweepError where it is undefined or fractional)."""
+        import numpy as np
+
+        num, den, undefined = self.fraction(columns, size)
+        if np.any(undefined):
+            i = int(np.flatnonzero(undefined)[0])
+            raise SweepError(f"{self.name}: division by zero at point {i + 1} of the sweep")
         if self.den == 1:
-            return np.array(num)
-        if np.any(den == 0):
-            raise SweepError(f"{self.name}: division by zero at some point of the sweep")
+            return num
         q, r = np.divmod(num, den)
         if np.any(r != 0):
             i = int(np.flatnonzero(r != 0)[0])
             raise SweepError(f"{self.name} is not a whole number at point {i + 1} of the sweep")
         return q
+
+
+def violations(check, c: Compiled, columns: Sequence, size: int):
+    """The points of the sweep where ``check`` (a :class:`symcost.report.Check`) fails, as a mask,
+    the exact values (numerator, denominator) and where they are undefined (a zero divisor)."""
+    import numpy as np
+
+    num, den, undefined = c.fraction(columns, size)
+    if check.kind == "nonzero":
+        return undefined | (num == 0), num, den, undefined
+    # num/den >= 1, exactly: num - den has the sign of den (or is 0)
+    diff = num - den
+    below = np.where(den > 0, diff < 0, diff > 0)
+    if check.kind == "whole":
+        below = below | (np.remainder(num, den) != 0)
+    return undefined | below, num, den, undefined
 
 
 @dataclass
@@ -286,13 +343,14 @@ class SweepResult:
 
 
 def field_expr(report, field: str) -> sympy.Expr:
-    """The expression of a report field: ``macs``, ``ops.exp``, ``memory.total``, ..."""
+    """The expression of a report field: ``macs``, ``ops.exp``, ``memory_bytes.total``, ... (the names
+    of the JSON contract, ``Report.to_dict``)."""
     if field in ("params", "activations", "macs", "flops", "fma_ops", "steps", "input"):
         return getattr(report, field)
     head, _, tail = field.partition(".")
     if head == "ops" and tail in report.ops:
         return report.ops[tail]
-    if head == "memory" and tail in report.memory_bytes:
+    if head == "memory_bytes" and tail in report.memory_bytes:
         return report.memory_bytes[tail]
     raise SweepError(f"unknown field {field!r}" + nearest(field, ALL_FIELDS) + f"; fields: {', '.join(ALL_FIELDS)}")
 
@@ -309,12 +367,18 @@ def sweep(report, ranges: Mapping[str, Sequence[int]], fields: Sequence[str] = F
         raise SweepError("nothing to sweep: give at least one NAME=RANGE")
     known = report.known_names()
     names = list(ranges)
+    defaulted = getattr(report, "defaulted", frozenset())
     for n in names:
         if n not in known:
             raise SymbolError(f"unknown size {n!r} to sweep" + nearest(n, known)
                               + f"; this model's sizes: {', '.join(sorted(known)) or 'none'}")
-        if n in {s.name for s in report.values}:
+        if n in {s.name for s in report.values} and n not in defaulted:
             raise SweepError(f"{n} is both set and swept")
+        for v in ranges[n]:
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
+                raise SweepError(f"{n}: the values of a sweep are whole numbers >= 0, not {v!r}")
+    if any(n in defaulted for n in names):  # sweeping a size that has a default: the sweep wins
+        report = report.unset([n for n in names if n in defaulted])
     syms = tuple(symbol(n) for n in names)
     exprs = {f: field_expr(report, f) for f in fields}
     free = set().union(*(e.free_symbols for e in exprs.values())) - set(syms)
@@ -356,16 +420,24 @@ def sweep(report, ranges: Mapping[str, Sequence[int]], fields: Sequence[str] = F
     def point_text(i: int) -> str:
         return ", ".join(f"{n}={col[i]}" for n, col in zip(names, as_int64 or as_obj or grid_columns(object)))
 
-    # Conditions (sizes that must be >= 1, e.g. an output length) hold at every point.
-    for expr, what in report.conditions:
-        if not expr.free_symbols <= set(syms):
-            continue
-        c = Compiled(what, expr, syms)
-        vals = c.values(columns_for(c), size)
-        bad = np.flatnonzero(vals < 1)
-        if bad.size:
-            point = point_text(int(bad[0]))
-            raise ShapeError(f"{report.name}: {what} is {vals[int(bad[0])]} at {point}; it must be at least 1")
+    # Every check --set makes (each output dimension, condition, repeat count and divisor, the
+    # batch) holds at every point: each distinct one compiled once, evaluated on the whole grid.
+    first = None  # (point, check, value): the first point that fails, and its first check
+    for order, chk in enumerate(report.checks()):
+        expr = report._s(chk.expr)
+        if not expr.free_symbols or not expr.free_symbols <= set(syms):
+            continue  # concrete: checked by subs; other free sizes: a condition that stays symbolic
+        c = Compiled(chk.what, expr, syms)
+        bad, num, den, undefined = violations(chk, c, columns_for(c), size)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            if first is None or i < first[0]:
+                value = (sympy.zoo if undefined[i] else
+                         sympy.Integer(int(num[i])) if chk.kind == "nonzero" else sympy.Rational(int(num[i]), int(den[i])))
+                first = (i, chk, value)
+    if first is not None:
+        i, chk, value = first
+        raise chk.error(value, at=f"at the sweep's point {point_text(i)}")
     out = {}
     for f, expr in exprs.items():
         c = Compiled(f, expr, syms)

@@ -310,3 +310,156 @@ def test_random_bytes_as_a_spec_file(tmp_path_factory, data):
     with redirect_stdout(out), redirect_stderr(err):
         code = main(["cost", str(path)])
     assert code == 2 or (code == 0 and err.getvalue() == ""), err.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------
+# Substitution: --set chains and cycles, sweeps across a condition, values from the Python API
+# ------------------------------------------------------------------------------------------------
+
+CHAIN_NAMES = ["A", "B", "C", "D"]
+CHAIN_MODEL = "input: [A, B, C, D]\nlayers:\n  - relu: {}\n"
+
+
+def _definition():
+    """A tree: a size name, an integer 2..9 (never 1: A*1 is A, not a cycle), or (op, left, right)."""
+    leaf = st.one_of(st.sampled_from(CHAIN_NAMES), st.integers(2, 9))
+    return st.recursive(leaf, lambda inner: st.tuples(st.sampled_from(["+", "*"]), inner, inner), max_leaves=4)
+
+
+def _text(t) -> str:
+    return f"({_text(t[1])}{t[0]}{_text(t[2])})" if isinstance(t, tuple) else str(t)
+
+
+def _independent(trees: dict, base: dict):
+    """Evaluate every size by recursion on the definition trees (not by symcost): 'cycle' if they
+    refer to each other in a loop, else {name: value}, undefined names taken from ``base``."""
+    done, active = {}, set()
+
+    def tree(t):
+        if isinstance(t, int):
+            return t
+        if isinstance(t, str):
+            return value(t)
+        a, b = tree(t[1]), tree(t[2])
+        return a + b if t[0] == "+" else a * b
+
+    def value(name):
+        if name in done:
+            return done[name]
+        if name not in trees or trees[name] == name:
+            return base[name]
+        if name in active:
+            raise RecursionError
+        active.add(name)
+        done[name] = tree(trees[name])
+        active.discard(name)
+        return done[name]
+
+    try:
+        return {n: value(n) for n in CHAIN_NAMES}
+    except RecursionError:
+        return "cycle"
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(CHAIN_NAMES), _definition(), max_size=4))
+def test_set_chains_and_cycles_resolve_as_an_independent_evaluation(trees):
+    from symcost import load
+
+    base = {"A": 2, "B": 3, "C": 5, "D": 7}
+    defs = {n: _text(t) for n, t in trees.items()}
+    expected = _independent(trees, base)
+    report = load(CHAIN_MODEL).cost()
+    try:
+        r = report.subs(defs).subs({n: v for n, v in base.items() if n not in defs or defs[n] == n})
+    except SymcostError as err:
+        assert "\n" not in str(err)
+        if expected == "cycle":
+            assert "cycle" in str(err)
+        else:
+            assert "larger than" in str(err) or "terms" in str(err), (defs, str(err))
+        return
+    assert expected != "cycle", defs
+    assert r.input == expected["A"] * expected["B"] * expected["C"] * expected["D"]
+
+
+@FUZZ
+@given(st.sampled_from(["H-{k}", "{c}//(H-{k})", "H//{k}", "(H-{k})*2"]), st.integers(1, 6), st.integers(1, 30),
+       st.lists(st.integers(0, 20), min_size=1, max_size=8))
+def test_sweeps_across_a_condition_print_only_valid_points(form, k, c, values):
+    import warnings
+
+    from symcost import Model, ShapeError
+
+    text = form.format(k=k, c=c)
+    m = Model("lin", inputs={"x": ["H"]})
+    m.add("linear", out_features=text, id="lin")
+    r = m.cost()
+
+    def out(h):   # PyTorch's out_features for this H, or None where it is no valid layer
+        if h < 1:
+            return None
+        if "//(H-" in text:
+            if h == k:
+                return None
+            o = c // (h - k)
+        elif text.startswith("H//"):
+            o = h // k
+        elif text.startswith("(H-"):
+            o = (h - k) * 2
+        else:
+            o = h - k
+        return o if o >= 1 else None
+
+    valid = all(out(h) is not None for h in values)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            res = sweep_fn()(r, {"H": values}, fields=["params", "macs"])
+        except ShapeError as err:
+            assert not valid, (text, values, str(err))
+            bad = next(h for h in values if out(h) is None)
+            assert f"H={bad}" in str(err) and ("input 'x'" if bad < 1 else "layer 'lin'") in str(err), str(err)
+            return
+    assert valid, (text, values)
+    assert res.fields["params"] == [h * out(h) + out(h) for h in values]
+    assert res.fields["macs"] == [h * out(h) for h in values]
+
+
+def sweep_fn():
+    from symcost.sweep import sweep
+
+    return sweep
+
+
+def _api_value():
+    import numpy as np
+
+    D = sympy.Symbol("D")
+    atoms = st.sampled_from([D, sympy.Symbol("D", integer=True), sympy.Symbol("E", positive=True), symbol("D"),
+                             sympy.Integer(3), sympy.Rational(1, 2), sympy.Float(2.0), sympy.pi, sympy.oo,
+                             sympy.zoo, sympy.nan, sympy.I, sympy.Dummy("q")])
+    exprs = st.recursive(atoms, lambda inner: st.one_of(
+        st.builds(lambda a, b: a + b, inner, inner), st.builds(lambda a, b: a * b, inner, inner),
+        st.builds(lambda a: -a, inner), st.builds(lambda a: sympy.floor(a), inner),
+        st.builds(lambda a, n: a ** n, inner, st.integers(-2, 3)), st.builds(sympy.sin, inner)), max_leaves=5)
+    return st.one_of(exprs, st.integers(-5, 5).map(np.int64), st.floats(allow_nan=True), st.booleans(),
+                     st.sampled_from([np.bool_(True), np.float32(3.0), np.uint8(7), 3.0, 3.5]))
+
+
+@FUZZ
+@given(_api_value())
+def test_api_values_become_symcost_sizes_or_one_line_size_errors(value):
+    from symcost.sizes import to_size
+
+    try:
+        expr = to_size(value, "size")
+    except SizeError as err:
+        assert "\n" not in str(err)
+        return
+    assert isinstance(expr, sympy.Expr)
+    for s in expr.free_symbols:
+        assert s is symbol(s.name)        # symcost's own positive-integer symbol
+    assert not expr.has(sympy.Float, sympy.zoo, sympy.nan, sympy.oo, sympy.I, sympy.pi)
+    if not expr.free_symbols:
+        assert expr.is_Integer and expr >= 1

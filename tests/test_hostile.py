@@ -1185,3 +1185,207 @@ def test_a_torch_module_that_prints_while_traced_keeps_the_output_clean(tmp_path
     notes = from_torch(chatty.Chatty(), (4,)).notes
     assert any("printed" in n and "forward sees" in n for n in notes), notes
     assert any("chatty module" in n for n in notes), notes
+
+
+# ------------------------------------------------------------------------------------------------
+# Substitution and sweeps (issues 12 and 13): typos in --set, cycles, chains, zero divisors, every
+# condition at every sweep point, and sizes from the Python API validated as YAML's are
+# ------------------------------------------------------------------------------------------------
+
+LINEAR_H5 = "name: lin\ninput: [H]\nlayers:\n  - linear: {out_features: H-5}\n"
+LINEAR_DIV = "name: div\ninput: [H]\nlayers:\n  - linear: {out_features: 12//(H-2)}\n"
+
+
+@pytest.mark.parametrize("value", ["abc", "l28", "Nx", "2*Nx", "tokens"])
+def test_a_set_value_naming_a_size_the_model_lacks_is_refused(value):
+    err = refused(run("cost", "mnist_mlp", "--set", f"Nh={value}"), "Nh", repr(value))
+    assert "not one of them" in err
+
+
+def test_a_set_typo_gets_the_nearest_size_and_a_bare_name_the_rename_hint():
+    refused(run("cost", "rnn", "--set", "I=3", "--set", "H=2*i"), "'i'", "did you mean 'I'")
+    refused(run("cost", "rnn", "--set", "T=tokens"), "--rename T=tokens")
+
+
+def test_set_values_made_of_numbers_and_the_models_own_sizes_stay_allowed(capsys):
+    base = load("transformer_lm").cost()
+    r = base.subs(d_ff="4*d_model")
+    assert r.params == base.subs(d_ff=symbolic_d_model_times(4)).params
+    r = run("cost", "rnn", "--set", "H=2*I", "--set", "I=3", "--format", "json")
+    import json
+
+    assert r.code == 0 and json.loads(r.out)["params"] == 6 * (6 + 3) + 2 * 6   # H=6, I=3: H(H+I) + 2H
+
+
+def symbolic_d_model_times(k):
+    from symcost.sizes import symbol
+
+    return k * symbol("d_model")
+
+
+@pytest.mark.parametrize("command", [["cost"], ["derive"], ["train", "--tokens", "tokens"],
+                                     ["compare", "--in", "tokens"]])
+def test_rename_is_explicit_in_every_command(command):
+    name, rest = command[0], command[1:]
+    model = "gpt2" if name == "train" else "rnn"
+    r = run(name, model, *rest, "--rename", "T=tokens")
+    assert r.code == 0, r.err
+    assert "tokens" in r.out
+
+
+def test_rename_in_generate_and_a_set_of_the_new_name():
+    r = run("generate", "gpt2", "--rename", "n_layer=L")
+    assert r.code == 0 and "L*" in r.out, r.err
+    r = run("generate", "gpt2", "--rename", "n_layer=L", "--set", "L=2", "--format", "json")
+    assert r.code == 0 and "L" not in r.out.replace("T_", ""), r.err
+
+
+def test_rename_to_an_existing_size_or_an_invalid_name_is_refused():
+    refused(run("cost", "rnn", "--rename", "T=H"), "already a size", "set T=H")
+    refused(run("cost", "rnn", "--rename", "T=1x"), "--rename T=1x", "valid size name")
+    refused(run("cost", "rnn", "--rename", "T=a", "--rename", "H=a"), "both renamed")
+    refused(run("cost", "rnn", "--rename", "T=a", "--set", "T=3"), "both set")
+
+
+@pytest.mark.parametrize(
+    "sets, cycle",
+    [
+        (["A=A+1"], "A -> A"),
+        (["A=B", "B=A"], "A -> B -> A"),
+        (["A=B+1", "B=C*2", "C=A"], "A -> B -> C -> A"),
+    ],
+)
+def test_substitution_cycles_are_errors_naming_the_cycle(spec, sets, cycle):
+    path = spec("input: [A, B, C]\nlayers:\n  - relu: {}\n")
+    refused(run("cost", path, *[a for s in sets for a in ("--set", s)]), "cycle", cycle)
+
+
+def test_a_cycle_in_defaults_is_an_error_naming_it(spec):
+    path = spec("dims: {A: a, B: b}\ndefaults: {A: 2*B, B: 2*A}\ninput: [A, B]\nlayers:\n  - relu: {}\n")
+    refused(run("cost", path), path, "cycle", "A -> B -> A")
+
+
+def test_x_equals_x_keeps_a_default_symbolic_and_chains_resolve_in_dependency_order():
+    r = load("gpt2").cost()
+    assert "d_ff" in r.subs(d_ff="d_ff").known_names() and "d_ff" in {s.name for s in r.subs(d_ff="d_ff").symbols}
+    # order of the definitions does not matter: T = 2*H after H = I + 1 after I = 3
+    rnn = load("rnn").cost()
+    a = rnn.subs({"T": "2*H", "H": "I+1", "I": "3"})
+    b = rnn.subs({"I": "3", "H": "I+1", "T": "2*H"})
+    assert a.params == b.params == 4 * (4 + 3) + 2 * 4 and a.macs == b.macs == 8 * (3 * 4 + 4 * 4)
+
+
+def test_a_default_overridden_later_reaches_what_depends_on_it(spec):
+    path = spec("dims: {A: a, B: b, C: c}\ndefaults: {A: 2*B, C: A+1}\ninput: [A, C]\nlayers:\n  - relu: {}\n")
+    r = load(path).cost().subs(A=10, B=1)
+    assert r.input == 10 * 11   # input [A, C]: C = A + 1 with A set to 10, not 2*B + 1 = 3
+
+
+def test_a_default_naming_a_size_the_model_lacks_is_refused(spec):
+    path = spec("dims: {d_model: w, d_ff: h}\ndefaults: {d_ff: 4*d_modle}\ninput: [d_model]\n"
+                "layers:\n  - linear: {out_features: d_ff}\n")
+    refused(run("cost", path), path, "d_modle", "did you mean 'd_model'")
+
+
+def test_a_chain_of_powers_is_refused_in_bounded_time(spec):
+    """A = B**64, B = C**64, ..., G = 2 took 57 s and 1.7 GB, then MemoryError."""
+    path = spec("input: [A, B, C, D, E, F, G]\nlayers:\n  - relu: {}\n")
+    chain = ["A=B**64", "B=C**64", "C=D**64", "D=E**64", "E=F**64", "F=G**64", "G=2"]
+    refused(run("cost", path, *[a for s in chain for a in ("--set", s)]), "larger than 2**256")
+    refused(run("cost", path, "--set", "A=(B+C+D+E+1)**4", "--set", "B=(C+D+E+F+G)**4"), "terms")
+
+
+@pytest.mark.parametrize("command", ["cost", "derive", "train"])
+def test_a_divisor_that_becomes_zero_names_the_layer_and_the_size(spec, command):
+    path = spec(LINEAR_DIV)
+    refused(run(command, path, "--set", "H=2"), path, "layer 'linear1'", "division by zero", "H - 2")
+
+
+@pytest.mark.parametrize(
+    "text, argv, words",
+    [
+        (LINEAR_H5, ["--sweep", "H=1,5,6"], ["layer 'linear1'", "H - 5", "H=1", "whole number >= 1"]),
+        (LINEAR_H5, ["--sweep", "H=6,7,5"], ["H=5", "is 0"]),
+        (LINEAR_DIV, ["--sweep", "H=1,2,3"], ["layer 'linear1'", "H=1", "is -12"]),
+        (LINEAR_DIV, ["--sweep", "H=3,2"], ["division by zero", "H - 2", "H=2"]),
+        (LINEAR_DIV, ["--sweep", "H=3,14,15"], ["H=15", "is 0"]),
+        (None, ["rnn", "--set", "I=3", "--set", "H=4", "--sweep", "T=0"], ["input 'x'", "T is 0", "T=0"]),
+        (None, ["mnist_mlp", "--sweep", "Nh=0"], ["layer 'hidden'", "Nh=0"]),
+        (None, ["mnist_mlp", "--batch", "B", "--set", "Nh=3", "--sweep", "B=1,0"], ["batch", "B=0"]),
+        (None, ["gpt2", "--set", "n_layer=1", "--set", "d_model=8", "--set", "n_head=2", "--set", "n_vocab=5",
+                "--set", "n_ctx=4", "--sweep", "T=1:8:+1"], ["layer 'wpe'", "T=5"]),
+    ],
+)
+def test_a_sweep_point_that_violates_a_condition_is_refused_never_printed(spec, text, argv, words):
+    import warnings
+
+    args = [spec(text), *argv] if text else argv
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # numpy's divide-by-zero warnings used to be printed
+        refused(run("cost", *args), *words)
+
+
+def test_a_sweep_that_meets_every_condition_prints_the_values(spec):
+    r = run("cost", spec(LINEAR_DIV), "--sweep", "H=3,4,5,14", "--format", "csv", "--fields", "params")
+    assert r.code == 0, r.err
+    # out_features = 12 // (H - 2); params = H·out + out
+    assert [int(line.split(",")[1]) for line in r.out.splitlines()[1:]] == [
+        h * (12 // (h - 2)) + 12 // (h - 2) for h in (3, 4, 5, 14)]
+
+
+def test_batch_set_to_zero_is_refused_like_batch_zero_and_the_header_shows_the_value():
+    refused(run("cost", "mnist_mlp", "--batch", "B", "--set", "B=0"), "batch", "is 0")
+    r = run("cost", "mnist_mlp", "--batch", "B", "--set", "B=4", "--set", "Nh=2")
+    assert r.code == 0 and "(batch 4," in r.out.splitlines()[0]
+
+
+def test_sizes_from_the_api_are_validated_as_sizes_from_yaml():
+    import numpy as np
+    import sympy
+
+    D = sympy.Symbol("D")
+    m = symcost_model(inputs={"x": [D]})
+    m.add("linear", out_features=D)
+    r = m.cost()
+    assert r.subs(D=3).params == 3 * 3 + 3     # the foreign D is symcost's D: subs works
+    mixed = symcost_model(inputs={"x": ["D"]})
+    mixed.add("linear", in_features=D, out_features=D)
+    assert sympy.expand(mixed.cost().params - (D_() ** 2 + D_())) == 0
+    for bad in (-D, D + sympy.Rational(1, 2), 1 - D, sympy.Integer(-3), sympy.Rational(7, 2), sympy.Float(3.0),
+                sympy.pi, 2.5 * D, 3.0, 3.5, True, np.bool_(True), np.float64(4.0), sympy.Dummy("q"), sympy.sin(D)):
+        mb = symcost_model(inputs={"x": [8]})
+        with pytest.raises(SizeError) as info:
+            mb.add("linear", out_features=bad)
+        assert "\n" not in str(info.value) and "out_features" in str(info.value)
+    ok = symcost_model(inputs={"x": [np.int64(8)]})
+    ok.add("linear", out_features=np.int32(4))
+    assert ok.cost().params == 8 * 4 + 4
+
+
+def symcost_model(**kw):
+    from symcost import Model
+
+    return Model("api", **kw)
+
+
+def D_():
+    from symcost.sizes import symbol
+
+    return symbol("D")
+
+
+def test_the_api_subs_accepts_symbols_and_numpy_integers_as_keys_and_values():
+    import numpy as np
+    import sympy
+
+    r = load("rnn").cost()
+    a = r.subs({sympy.Symbol("H"): np.int64(4), "I": 3, "T": sympy.Symbol("L")})
+    assert a.params == 4 * 7 + 8 and a.macs == D_L() * (3 * 4 + 16)
+    with pytest.raises(SizeError):
+        r.subs(H=2.5)
+
+
+def D_L():
+    from symcost.sizes import symbol
+
+    return symbol("L")

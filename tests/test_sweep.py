@@ -171,3 +171,76 @@ def test_report_sweep_method_is_the_same_sweep():
         r.sweep({"T": [2, 3]})
     res = r.sweep({"T": [2, 3], "H": [8]}, fields=["macs"])
     assert res.fields["macs"] == [t * (4 * 8 + 8 * 8) for t in (2, 3)]
+
+
+def _linear(out_features):
+    m = symcost.Model("lin", inputs={"x": ["H"]})
+    m.add("linear", out_features=out_features, id="lin")
+    return m.cost()
+
+
+def test_every_output_dimension_is_checked_at_every_point_not_only_conditions():
+    """out_features H - 5 printed params -16 and 0 for H=1, 5 with exit 0."""
+    r = _linear("H-5")
+    assert r.conditions == []          # no layer condition: only the output dimension can catch it
+    with pytest.raises(symcost.ShapeError, match=r"layer 'lin'.*H - 5 is 0 at the sweep's point H=5"):
+        sweep(r, {"H": [6, 5, 7]})
+    assert sweep(r, {"H": [6, 7]}, fields=["params"]).fields["params"] == [6 * 1 + 1, 7 * 2 + 2]
+
+
+def test_a_zero_divisor_at_a_point_is_reported_without_numpy_warnings():
+    import warnings
+
+    r = _linear("12//(H-2)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(symcost.ShapeError, match=r"division by zero.*H - 2.*H=2"):
+            sweep(r, {"H": [3, 2]})
+        with pytest.raises(symcost.ShapeError, match=r"is 0 at the sweep's point H=15"):
+            sweep(r, {"H": [3, 15]})
+
+
+def test_the_first_failing_point_is_reported_whichever_check_fails_first():
+    m = symcost.Model("two", inputs={"x": ["H"]})
+    m.add("linear", out_features="H-5", id="a")
+    m.add("linear", out_features="H-1", id="b")
+    with pytest.raises(symcost.ShapeError, match=r"layer 'a'.*H=3"):
+        sweep(m.cost(), {"H": [9, 3, 1]})     # H=3 breaks a (first point); H=1 would break b too
+
+
+def test_conditions_with_fractions_are_compared_exactly():
+    """multihead attention: 1 − frac(E/h) >= 1, i.e. h divides E: E=12, h=5 is refused, h=4 and 6 pass."""
+    m = symcost.Model("att", inputs={"x": ["T", "E"]})
+    m.add("multihead_attention", num_heads="h", id="att")
+    r = m.cost().subs(T=3)
+    assert sweep(r, {"E": [12], "h": [4, 6]}, fields=["params"]).fields["params"] == [4 * 12 * 12 + 4 * 12] * 2
+    with pytest.raises(symcost.ShapeError, match=r"layer 'att'.*E=12, h=5"):
+        sweep(r, {"E": [12], "h": [4, 5]})
+
+
+def test_swept_values_are_whole_numbers():
+    r = _linear("H")
+    for bad in ([2.5], [True], [-1]):
+        with pytest.raises(SweepError, match="whole numbers"):
+            sweep(r, {"H": bad})
+
+
+def test_a_size_with_a_default_can_be_swept():
+    r = symcost.load("gpt2").cost().subs(n_layer=1, d_model=8, n_head=2, n_vocab=5, n_ctx=4, T=4)
+    res = sweep(r, {"d_ff": [8, 16]}, fields=["params"])
+    with_default = r.params                     # d_ff = 4*d_model = 32
+    # each block has two d_model x d_ff linears (with biases d_ff and d_model): params grow 2·8 + 1 per unit of d_ff
+    assert [with_default - (32 - f) * (2 * 8 + 1) for f in (8, 16)] == res.fields["params"]
+    with pytest.raises(SweepError, match="both set and swept"):
+        sweep(r, {"T": [1]})
+
+
+def test_memory_fields_use_the_contracts_name(capsys):
+    code, out, err = run(capsys, "cost", "mnist_mlp", "--sweep", "Nh=1,2", "--format", "json",
+                         "--fields", "memory_bytes.params,memory_bytes.total,activations")
+    assert code == 0, err
+    points = json.loads(out)["points"]
+    assert [p["memory_bytes.params"] for p in points] == [4 * (795 * n + 10) for n in (1, 2)]
+    assert all(p["memory_bytes.total"] == 4 * (p["activations"] + 795 * n + 10) for p, n in zip(points, (1, 2)))
+    code, out, err = run(capsys, "cost", "mnist_mlp", "--sweep", "Nh=1", "--fields", "memory.total")
+    assert code == 2 and "memory_bytes.total" in err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 
 from ..errors import SymcostError
-from .common import FORMATS, parse_sets, write_output
+from .common import FORMATS, SET_HELP, add_substitutions, substitution_words, substitutions, write_output
 
 
 def add_parser(sub) -> dict:
@@ -13,8 +13,7 @@ def add_parser(sub) -> dict:
     cmp.add_argument("models", metavar="MODEL", nargs="+", help="YAML specs or built-in model names")
     cmp.add_argument("--in", dest="time", metavar="T", action="append", required=True,
                      help="the size to analyse the growth in (repeatable or comma list: T_self,T_cross)")
-    cmp.add_argument("--set", dest="sets", metavar="NAME=VALUE", action="append", default=[],
-                     help="substitute a size in every model that has it (repeatable)")
+    add_substitutions(cmp, SET_HELP + "; in every model that has it")
     cmp.add_argument("--no-bias", dest="bias", action="store_false",
                      help="the slides' view: every bias argument false (default: biases counted)")
     cmp.add_argument("--format", choices=FORMATS + ("html",), default="table",
@@ -31,7 +30,7 @@ def cmd_compare(args) -> str:
     from ..spec import load
 
     names = [n.strip() for t in args.time for n in t.split(",") if n.strip()]
-    values = parse_sets(args.sets)
+    values = substitutions(args)
     models, known = [], set()
     for m in args.models:
         try:
@@ -39,6 +38,7 @@ def cmd_compare(args) -> str:
             known |= models[-1].cost().known_names()
         except SymcostError as err:
             raise err.at(m) from None
+    known |= {v.name for v in values.values() if not isinstance(v, str)}  # --rename T=tokens: --in tokens
     for name in [*names, *values]:
         if name not in known:
             raise SymcostError(f"no compared model has a size {name!r}; their sizes: {', '.join(sorted(known))}")
@@ -47,7 +47,7 @@ def cmd_compare(args) -> str:
     labels = model_labels([_label_candidates(model, source) for model, source in zip(models, args.models)])
     rows = compare(models, names, values=values, names=labels)
     words = ["symcost", "compare", *args.models, "--in", ",".join(names)]
-    words += [f"--set {v}" for v in args.sets] + ["--no-bias"] * (not args.bias) + ["--format", args.format]
+    words += substitution_words(args) + ["--no-bias"] * (not args.bias) + ["--format", args.format]
     out = comparison_table(rows, args.format, title=" ".join(map(shlex.quote, words)) if args.format == "html" else "")
     if args.plot:
         from ..plot import DEFAULT_RANGE, plot_lines, scaling_lines

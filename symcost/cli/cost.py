@@ -4,7 +4,7 @@ count; a sweep over sizes."""
 from __future__ import annotations
 
 from ..errors import SymcostError
-from .common import FORMATS, parse_sets, write_output
+from .common import FORMATS, add_substitutions, substitutions, write_output
 
 
 def add_parser(sub) -> dict:
@@ -25,8 +25,7 @@ def add_parser(sub) -> dict:
                       help="count as a named tool does: symcost, exact, macs, torch, torch_cpu, fvcore, "
                            "ptflops, thop, torchinfo, deepspeed, calflops; or as a paper does: kaplan, "
                            "chinchilla, megatron, palm (docs/transformers.md)")
-    cost.add_argument("--set", dest="sets", metavar="NAME=VALUE", action="append", default=[],
-                      help="substitute a size (repeatable), e.g. --set T=128 --set H=2*D")
+    add_substitutions(cost)
     cost.add_argument("--batch", metavar="B", help="batch size: a number or a size name (default 1)")
     cost.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="datatype for memory (default fp32)")
     cost.add_argument("--format", choices=FORMATS + ("csv",), default="table",
@@ -62,7 +61,7 @@ def _cost(args) -> str:
         report = model.cost(batch=args.batch, dtype=args.dtype)
     except SymcostError as err:
         raise err.at(args.model) from None
-    values = parse_sets(args.sets)
+    values = substitutions(args)
     if values:
         try:
             report = report.subs(values)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import SymcostError
-from .common import parse_sets
+from .common import SET_HELP, add_substitutions, substitution_words, substitutions
 
 
 def add_parser(sub) -> dict:
@@ -11,8 +11,7 @@ def add_parser(sub) -> dict:
 
     der = sub.add_parser("derive", help="the lecture-style derivation of a model's costs, step by step")
     der.add_argument("model", metavar="MODEL", help="a YAML spec or the name of a built-in model")
-    der.add_argument("--set", dest="sets", metavar="NAME=VALUE", action="append", default=[],
-                     help="substitute a size (repeatable); without it a symbolic model stays symbolic")
+    add_substitutions(der, SET_HELP + "; without it a symbolic model stays symbolic")
     der.add_argument("--symbolic", action="store_true", help="formulas only: no sizes put in, no values")
     der.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="datatype for memory (default fp32)")
     der.add_argument("--speed", metavar="FLOPS", help="FLOP/s for latency and throughput: 1e9, 1GFLOPS, 2.5 TFLOPS")
@@ -34,11 +33,11 @@ def cmd_derive(args) -> str:
     if args.templates is not None and not Path(args.templates).is_dir():
         raise SymcostError(f"--templates {args.templates!r} is not a directory")
     try:
-        d = derive(model, values=parse_sets(args.sets), dtype=args.dtype or "fp32", speed=args.speed,
+        d = derive(model, values=substitutions(args), dtype=args.dtype or "fp32", speed=args.speed,
                    symbolic=args.symbolic)
     except SymcostError as err:
         raise err.at(args.model) from None
-    words = ["symcost", "derive", args.model] + [f"--set {v}" for v in args.sets]
+    words = ["symcost", "derive", args.model] + substitution_words(args)
     words += ["--symbolic"] * args.symbolic + [f"--dtype {args.dtype}"] * (args.dtype is not None)
     words += [f"--speed {args.speed}"] * (args.speed is not None)
     text = render(d, args.format, args.templates, command=" ".join(words))

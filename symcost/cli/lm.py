@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from ..errors import SymcostError
+from .common import SET_HELP, add_substitutions, substitutions
 
 
 def add_parser(sub) -> dict:
@@ -13,8 +14,7 @@ def add_parser(sub) -> dict:
 
     tr = sub.add_parser("train", help="the cost of one training step: forward, backward, optimizer memory")
     tr.add_argument("model", metavar="MODEL", help="a YAML spec or the name of a built-in model")
-    tr.add_argument("--set", dest="sets", metavar="NAME=VALUE", action="append", default=[],
-                    help="substitute a size (repeatable)")
+    add_substitutions(tr)
     tr.add_argument("--batch", metavar="B", help="sequences per step: a number or a size name (default 1)")
     tr.add_argument("--dtype", choices=tuple(DTYPES), default="fp32",
                     help="datatype of weights, gradients and activations without --mixed-precision (default fp32)")
@@ -34,8 +34,7 @@ def add_parser(sub) -> dict:
                     help="tokens to generate: a number or a size name (default T_new)")
     ge.add_argument("--no-kv-cache", dest="kv_cache", action="store_false",
                     help="recompute the whole sequence at every step")
-    ge.add_argument("--set", dest="sets", metavar="NAME=VALUE", action="append", default=[],
-                    help="substitute a size (repeatable; not the token count, which the generation sets)")
+    add_substitutions(ge, SET_HELP + " (not the token count, which the generation sets)")
     ge.add_argument("--batch", metavar="B", help="sequences generated together (default 1)")
     ge.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="datatype of the KV cache (default fp32)")
     ge.add_argument("--tokens", default="T", metavar="NAME", help="the model's token count (default T)")
@@ -44,14 +43,13 @@ def add_parser(sub) -> dict:
 
 
 def cmd_train(args) -> str:
-    from .common import parse_sets
     from ..spec import load
     from ..training import training
 
     try:
         model = load(args.model)
         report = model.cost(batch=args.batch, dtype=args.dtype)
-        values = parse_sets(args.sets)
+        values = substitutions(args)
         if values:
             report = report.subs(values)
         t = training(report, optimizer=args.optimizer, mixed_precision=args.mixed, recompute=args.recompute,
@@ -66,13 +64,12 @@ def cmd_train(args) -> str:
 
 
 def cmd_generate(args) -> str:
-    from .common import parse_sets
     from ..generation import generation
     from ..spec import load
 
     try:
         g = generation(load(args.model), prompt=args.prompt, new=args.new, kv_cache=args.kv_cache,
-                       values=parse_sets(args.sets), batch=args.batch, dtype=args.dtype, tokens=args.tokens)
+                       values=substitutions(args), batch=args.batch, dtype=args.dtype, tokens=args.tokens)
     except SymcostError as err:
         raise err.at(args.model) from None
     if args.format == "json":
