@@ -1010,5 +1010,23 @@ def render(derivation: Derivation, fmt: str = "markdown", template_dir: str | No
 
     if fmt not in FORMATS:
         raise SymcostError(f"unknown derivation format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    return render_template(FORMATS[fmt], template_dir, d=derivation, command=command,
-                           sym=lambda name: sympy.Symbol(name), dims=lambda shape: Dims(*shape))
+    return render_template(FORMATS[fmt], template_dir, d=derivation, command=command, sym=_symbol_of,
+                           dims=_dims_of)
+
+
+def _symbol_of(name) -> sympy.Symbol:
+    """The templates' ``sym(name)``: a symbol to print (a name is never parsed)."""
+    if not isinstance(name, str) or len(name) > 200:
+        raise SymcostError(f"sym() takes a size name, not {type(name).__name__}")
+    return sympy.Symbol(name)
+
+
+def _dims_of(shape) -> Dims:
+    """The templates' ``dims(shape)``: a shape to print.  Only sizes (sympy expressions, integers):
+    sympy would *sympify*, that is evaluate, a string."""
+    dims = []
+    for d in shape:
+        if isinstance(d, bool) or not isinstance(d, (int, sympy.Basic)):
+            raise SymcostError(f"dims() takes a shape of sizes, not {type(d).__name__} values")
+        dims.append(sympy.Integer(d) if isinstance(d, int) else d)
+    return Dims(*dims)

@@ -14,6 +14,8 @@ from typing import Any, Sequence
 import sympy
 from sympy.printing.latex import LatexPrinter as _SympyLatexPrinter
 
+from ..errors import SymcostError, TemplateError
+
 
 class LatexPrinter(_SympyLatexPrinter):
     """sympy's LaTeX printer with symcost's defaults: ``\\cdot`` products, sizes as symbols."""
@@ -73,16 +75,71 @@ def shape_text(shape: Sequence) -> str:
     return "×".join(number(d) for d in shape) if shape else "scalar"
 
 
+def _is_sympy(obj) -> bool:
+    """Whether ``obj`` is sympy's: an expression, a sympy class, or a function or method defined in sympy."""
+    if isinstance(obj, sympy.Basic) or (isinstance(obj, type) and issubclass(obj, sympy.Basic)):
+        return True
+    owner = getattr(obj, "__self__", None)
+    if owner is not None and owner is not obj and _is_sympy(owner):
+        return True
+    return str(getattr(obj, "__module__", None) or "").startswith("sympy")
+
+
+#: The methods of symcost's records a template may call: look-ups that return parts of the record.
+TEMPLATE_METHODS = frozenset({
+    "Derivation.layer", "Derivation.all_layers", "Derivation.total",
+    "LayerDerivation.step", "LayerDerivation.has", "Cost.op",
+})
+
+
+def _sandbox_class():
+    """jinja2's immutable sandbox, closed further around sympy.
+
+    The sandbox already refuses private attributes (``__class__``, ``__globals__``,
+    ``_TemplateReference__context``), unsafe callables and format-string tricks.  sympy adds a
+    door of its own: many of its methods (``match``, ``subs``, constructors) *sympify* a string
+    argument, i.e. ``eval`` it.  So a template may read an expression's data (``is_zero``,
+    ``free_symbols``) but never take a method or a class from it, and never call anything of sympy's;
+    expressions are for the filters (``tex``, ``texw``, ``mathml`` ...), which print and evaluate nothing.
+    Of symcost's own records it may call only the look-ups in :data:`TEMPLATE_METHODS`.
+    """
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class Sandbox(ImmutableSandboxedEnvironment):
+        def is_safe_attribute(self, obj, attr, value):
+            if _is_sympy(obj) and (callable(value) or isinstance(value, type)):
+                return False
+            return super().is_safe_attribute(obj, attr, value)
+
+        def is_safe_callable(self, obj):
+            if _is_sympy(obj):
+                return False
+            owner = getattr(obj, "__self__", None)
+            owner_type = owner if isinstance(owner, type) else type(owner)
+            if owner is not None and owner_type.__module__.startswith("symcost"):
+                # symcost's records: their look-ups only (Cost.subs would hand a string to sympy)
+                if f"{owner_type.__qualname__}.{getattr(obj, '__name__', '')}" not in TEMPLATE_METHODS:
+                    return False
+            return super().is_safe_callable(obj)
+
+    return Sandbox
+
+
 @lru_cache(maxsize=8)
 def environment(template_dir: str | None = None):
-    """A jinja2 environment: the user's directory first, then the package's templates."""
+    """A jinja2 environment: the user's directory first, then the package's templates.
+
+    Every template renders in jinja2's sandbox (see :func:`_sandbox_class`): a user's
+    ``--templates`` directory is data, not code (docs/robustness.md), and the package's
+    templates need nothing the sandbox forbids, so there is one environment for both.
+    """
     import jinja2
 
     loaders = []
     if template_dir:
         loaders.append(jinja2.FileSystemLoader(template_dir))
     loaders.append(jinja2.PackageLoader("symcost", "render/templates"))
-    env = jinja2.Environment(
+    env = _sandbox_class()(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=False,
         undefined=jinja2.StrictUndefined,
@@ -101,7 +158,53 @@ def environment(template_dir: str | None = None):
 
 
 def render_template(name: str, template_dir: str | None = None, **context) -> str:
-    return environment(template_dir).get_template(name).render(**context)
+    """Template ``name`` rendered with ``context``.
+
+    With a user's ``template_dir``, any failure -- a syntax error, an undefined variable, a missing
+    include or extends, a :class:`jinja2.exceptions.SecurityError` from the sandbox, an exception
+    raised by what the template called -- is the user's mistake: a :class:`TemplateError` naming the
+    template's file and line and jinja's message.  Without one, the templates are the package's and a
+    failure is a bug, raised as it is.
+    """
+    if not template_dir:
+        return environment(None).get_template(name).render(**context)
+    try:
+        return environment(template_dir).get_template(name).render(**context)
+    except Exception as err:  # noqa: BLE001 - everything a user's template can raise
+        raise _template_error(err, name, template_dir) from None
+
+
+def _template_error(err: Exception, name: str, template_dir: str) -> TemplateError:
+    """One line: where in which template file (the innermost template frame), then jinja's message."""
+    import jinja2
+
+    where, line = None, None
+    tb = err.__traceback__
+    while tb is not None:  # jinja rewrites the traceback: a template's frames carry its file and line
+        if "__jinja_exception__" in tb.tb_frame.f_globals:
+            where, line = tb.tb_frame.f_code.co_filename, tb.tb_lineno
+        tb = tb.tb_next
+    if isinstance(err, jinja2.TemplateSyntaxError):
+        where, line = err.filename or err.name or where, err.lineno
+    message = (str(getattr(err, "message", None) or err).splitlines() or [""])[0]
+    if isinstance(err, jinja2.TemplateNotFound):
+        what = f"template {err.name!r} not found (searched {template_dir} and the package's templates)"
+    elif isinstance(err, jinja2.TemplateSyntaxError):
+        what = f"syntax error: {message}"
+    elif isinstance(err, jinja2.TemplateError):  # UndefinedError, SecurityError, ...
+        what = f"{type(err).__name__}: {message}"
+    elif isinstance(err, SymcostError):  # a symcost look-up the template called refused its arguments
+        what = str(err)
+    else:  # raised by something the template called
+        what = f"{type(err).__name__} while rendering" + (f": {message}" if message else "")
+    if where is None:
+        where = f"{template_dir}/{name}" if name else template_dir
+    place = f"template {where}" + (f", line {line}" if line else "")
+    return TemplateError(_brief(what), where=place)
+
+
+def _brief(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def text_table(report) -> str:
