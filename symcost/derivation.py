@@ -182,6 +182,21 @@ class LayerDerivation:
     def has(self, key: str) -> bool:
         return any(s.key == key for s in self.steps)
 
+    @property
+    def summary(self) -> list[tuple[str, sympy.Expr]]:
+        """(label, value) of its headline counts -- what a block lists for each of its layers, in words
+        (a step's key is the record's, never shown)."""
+        out = []
+        for key, label in SUMMARY_STEPS:
+            if self.has(key) and self.step(key).value is not None:
+                out.append((label, self.step(key).value))
+        return out
+
+
+#: The counts :attr:`LayerDerivation.summary` gives, by step key, with their label.
+SUMMARY_STEPS = (("activations", "activations"), ("params", "parameters"), ("ops", "operations"),
+                 ("fma", "operations with FMA"), ("macs", "MACs"))
+
 
 @dataclass(frozen=True)
 class Derivation:
@@ -257,6 +272,12 @@ def notation(key: str) -> sympy.Symbol:
     return _sym(name)
 
 
+def primed(sym: sympy.Symbol) -> sympy.Symbol:
+    """V → V', T_q → T'_q: the same letter, marked as the layer's own (a size name never has a prime)."""
+    head, sep, sub = sym.name.partition("_")
+    return _sym(head + "'" + sep + sub)
+
+
 def _sym(name: str) -> sympy.Symbol:
     """A size symbol: the same object as the model's size of that name (sizes are positive integers;
     no simplification relies on it, so a padding P of 0 is harmless)."""
@@ -301,6 +322,11 @@ MEANINGS = {
                   "Ek": "key features", "Ev": "value features", "h": "heads", "d": "features per head",
                   "dv": "value features", "S": "(query, key) pairs scored", "B": "batch entries"},
     "reduction": {"E": "input elements", "V": "outputs", "n": "elements reduced into each output"},
+    "tensor": {"L": "indices looked up", "V": "rows of the table", "E": "features per row"},
+    "transformer": {"T": "positions processed", "n_ctx": "positions in the table", "E": "embedding size",
+                    "P": "positions already cached", "h": "heads", "d": "features per head",
+                    "Tkv": "key/value positions", "S": "(query, key) pairs scored"},
+    "traced": {"E": "elements", "p": "parameters"},
     "": {"E": "elements", "V": "vectors", "n": "elements per vector", "C": "channels"},
 }
 _AXIS_MEANING = {"S": "stride", "P": "padding", "D": "dilation", "OP": "output padding"}
@@ -315,7 +341,12 @@ def quantity_meaning(family: str, key: str) -> str:
         axis = {"W": "rows", "H": "columns", "R": "depth"}.get(m["axis"], m["axis"])
         return f"{_AXIS_MEANING[m['head']]} along the {axis}"
     return MEANINGS[""].get(key, "") if family not in ("conv", "pool", "linear", "recurrent", "attention",
-                                                       "reduction") else ""
+                                                       "reduction", "tensor", "transformer") else ""
+
+
+#: The meaning of a quantity no table names: still defined, so a notation line never uses a letter it
+#: does not explain (tests/test_derivation.py checks that no built-in model needs it).
+UNNAMED_QUANTITY = "a size from the layer's shape rule"
 
 
 def _trivial(key: str, value) -> bool:
@@ -469,7 +500,7 @@ def derive(model, *, values: Mapping[str, Any] | None = None, dtype: str = "fp32
             speed_text = str(speed)
         else:
             raise SpeedError(f"speed must be a positive whole number or text such as 1GFLOPS, not {speed!r}")
-    builder = _Builder(subs, symbolic)
+    builder = _Builder(subs, symbolic, _size_names(model, report, subs))
     analysis = report.analysis
     inputs = tuple(builder.input_step(i, name, shape) for i, (name, shape) in
                    enumerate(analysis.input_shapes.items()))
@@ -487,12 +518,34 @@ def derive(model, *, values: Mapping[str, Any] | None = None, dtype: str = "fp32
     )
 
 
+def _size_names(model, report, subs) -> frozenset:
+    """The names of the sizes a model's user wrote: its ``dims``, every symbol its counts and inputs
+    contain, and every symbol a ``--set`` value brings in."""
+    names = set(getattr(model, "dims", {}) or {})
+    exprs = [report.params, report.activations, report.flops, report.macs, report.fma_ops, report.input,
+             *subs.values(), *(d for shape in report.analysis.input_shapes.values() for d in shape)]
+    for e in exprs:
+        if isinstance(e, sympy.Basic):
+            names |= {s.name for s in e.free_symbols}
+    return frozenset(names)
+
+
 class _Builder:
-    def __init__(self, subs: Mapping, symbolic: bool):
+    def __init__(self, subs: Mapping, symbolic: bool, user_names: frozenset = frozenset()):
         self.subs = dict(subs)
         self.symbolic = symbolic
+        self.user_names = user_names  # the model's own size names: the notation must not read as one of them
         self.z = 0
         self.w = 0
+
+    def notation(self, key: str, raw=None) -> sympy.Symbol:
+        """The notes' symbol of quantity ``key`` (:func:`notation`), primed (V') when the model has a size
+        of that name and the quantity is not that very size here: a softmax's V (vectors) in a model
+        whose V is the vocabulary is V', while a recurrent layer's T over the model's own T stays T."""
+        sym = notation(key)
+        if sym.name in self.user_names and raw != sym:
+            return primed(sym)
+        return sym
 
     def _s(self, expr):
         if isinstance(expr, sympy.Basic):
@@ -538,7 +591,7 @@ class _Builder:
         return out
 
     def block(self, n, node, in_shapes) -> LayerDerivation:
-        inner = _Builder(self.subs, self.symbolic)  # z and w are numbered inside the block
+        inner = _Builder(self.subs, self.symbolic, self.user_names)  # z and w are numbered inside the block
         children = tuple(inner.layers(n.children))
         one = Cost.total(c.cost for c in children)
         repeat = self._s(n.repeat)
@@ -546,14 +599,16 @@ class _Builder:
         steps = [Step("block", (f"The block '{node.op}' is used ", repeat,
                                 " time(s); each use costs the sum of its layers below, so the block costs ",
                                 repeat, " times that."),)]
-        for key, what, field_ in (("params", "parameters", "params"), ("activations", "activations", "activations"),
-                                  ("ops", "operations (non-pipelined)", "flops"),
-                                  ("fma", "operations (pipelined, FMA)", "fma_ops")):
+        # the left-hand sides are the names the totals add up (params_h, act_h, ops_h, FMA_h)
+        for key, what, field_, name in (("params", "Parameters", "params", "params"),
+                                        ("activations", "Activations", "activations", "act"),
+                                        ("ops", "Operations (non-pipelined)", "flops", "ops"),
+                                        ("fma", "Operations (pipelined, FMA)", "fma_ops", "FMA")):
             v1 = _value(getattr(one, field_))
             if _is_zero(v1):
                 continue
             general = _times(repeat, v1)
-            steps.append(Step(key, (f"{what.capitalize()} of the block:",), _sym(key), general,
+            steps.append(Step(key, (f"{what} of the block:",), _sym(f"{name}_{n.id}"), general,
                               None, None if self.symbolic else _value(getattr(cost, field_))))
         return LayerDerivation(n.id, node.op, "block", tuple(tuple(s) for s in in_shapes), self._s(tuple(n.shape)),
                                cost, tuple(steps), repeat=repeat, children=children)
@@ -567,7 +622,7 @@ class _Builder:
         trivial = {k: v for k, v in q.items() if _trivial(k, v)}
         flags = {k: v for k, v in q.items() if isinstance(v, int) and not isinstance(v, bool)}
         scalar = [k for k, v in q.items() if isinstance(v, sympy.Expr) and k not in trivial]
-        symbols = {k: notation(k) for k in scalar}
+        symbols = {k: self.notation(k, q_raw.get(k)) for k in scalar}
         qgen = dict(q)
         qgen.update({k: symbols[k] for k in scalar})
         values = {symbols[k]: q[k] for k in scalar}
@@ -585,8 +640,8 @@ class _Builder:
         if has_params:
             self.w += 1
             w = self.w
-        ctx = _Ctx(self, kind, node, q, qgen, values, cost, cgen, shape, sgen, z, w, flags)
-        steps = ctx.steps(self._derived(kind, node, in_shapes, q, trivial))
+        ctx = _Ctx(self, kind, node, q, qgen, values, cost, cgen, shape, sgen, z, w, flags, q_raw)
+        steps = ctx.steps(self._derived(kind, node, in_shapes, q, q_raw, trivial))
         note = ()
         shown_trivial = {k: v for k, v in trivial.items()}
         if "b" in flags:
@@ -597,7 +652,7 @@ class _Builder:
                 meaning = _MEANING.get(k[:2] if k.startswith(("D_", "OP")) else k, "")
                 if k == "b":
                     meaning = "with a bias" if v == 1 else "no bias"
-                groups.setdefault(meaning, []).append(sympy.Eq(notation(k), v, evaluate=False))
+                groups.setdefault(meaning, []).append(sympy.Eq(self.notation(k, q_raw.get(k)), v, evaluate=False))
             parts: list = ["Here "]
             for i, (meaning, eqs) in enumerate(groups.items()):
                 if i:
@@ -612,12 +667,12 @@ class _Builder:
         for st in steps:
             if st.general is not None:
                 used |= st.general.free_symbols
-        legend = tuple((symbols[k], quantity_meaning(kind.family, k)) for k in scalar
-                       if symbols[k] in used and quantity_meaning(kind.family, k))
+        legend = tuple((symbols[k], quantity_meaning(kind.family, k) or UNNAMED_QUANTITY) for k in scalar
+                       if symbols[k] in used)
         return LayerDerivation(n.id, n.op, kind.family, tuple(self._s(tuple(s)) for s in in_shapes), shape,
                                cost, tuple(steps), z=z, w=w, note=note, legend=legend, view=kind.view)
 
-    def _derived(self, kind, node, in_shapes, q, trivial) -> list[tuple[str, sympy.Expr]]:
+    def _derived(self, kind, node, in_shapes, q, q_raw, trivial) -> list[tuple[str, sympy.Expr]]:
         """Quantities the kind derives from the others (output sizes): (key, formula in notation)."""
         dummies = []
 
@@ -643,8 +698,8 @@ class _Builder:
         names = {}
         for k, v in qs.items():
             if isinstance(v, sympy.Dummy) and v not in names:
-                names[v] = notation(k)
-        put = {notation(k): v for k, v in trivial.items()}
+                names[v] = self.notation(k, q_raw.get(k))
+        put = {self.notation(k, q_raw.get(k)): v for k, v in trivial.items()}
         found = []
         for k, v in qs.items():
             if k in trivial or not isinstance(v, sympy.Expr) or isinstance(v, sympy.Dummy):
@@ -762,10 +817,15 @@ def _quantities(q: Mapping):
 class _Ctx:
     """The steps of one layer kind application."""
 
-    def __init__(self, b: _Builder, kind, node, q, qgen, values, cost, cgen, shape, sgen, z, w, flags):
+    def __init__(self, b: _Builder, kind, node, q, qgen, values, cost, cgen, shape, sgen, z, w, flags, q_raw):
         self.b, self.kind, self.node, self.q, self.qgen, self.values = b, kind, node, q, qgen, values
         self.cost, self.cgen, self.shape, self.sgen, self.z, self.w, self.flags = cost, cgen, shape, sgen, z, w, flags
         self.family = kind.family
+        self.raw = q_raw
+
+    def n(self, key: str) -> sympy.Symbol:
+        """The symbol of quantity ``key`` in this layer's notation (primed if it would read as a user's size)."""
+        return self.b.notation(key, self.raw.get(key))
 
     def step(self, key, sentence, lhs, general, value, **kw):
         if general is not None:
@@ -793,7 +853,7 @@ class _Ctx:
                                      "; no parameters, no operations, no new activations."),))
             return out
         for key, formula in derived:
-            out.append(self.step("size_" + key, self.size_sentence(key), notation(key), formula, self.q[key]))
+            out.append(self.step("size_" + key, self.size_sentence(key), self.n(key), formula, self.q[key]))
         out += self.activation_steps()
         out += self.param_steps()
         out += self.op_steps()
@@ -805,14 +865,14 @@ class _Ctx:
             axis = m.group(1)
             w = {"M": "W", "N": "H", "L": "R"}[axis]
             if "OP_" + w in self.q:
-                return ("Output size along ", notation(axis), ": the transposed convolution spreads each of the ",
-                        notation(axis), " input positions ", notation("S_" + w), " apart and adds the kernel extent ",
-                        notation(w), ":")
-            return ("Output size along ", notation(axis), ": how many positions a window of extent ", notation(w),
-                    " takes on the input of length ", notation(axis), " padded by ", notation("P_" + w),
-                    " on each side, moving ", notation("S_" + w), " at a time (PyTorch's ",
+                return ("Output size along ", self.n(axis), ": the transposed convolution spreads each of the ",
+                        self.n(axis), " input positions ", self.n("S_" + w), " apart and adds the kernel extent ",
+                        self.n(w), ":")
+            return ("Output size along ", self.n(axis), ": how many positions a window of extent ", self.n(w),
+                    " takes on the input of length ", self.n(axis), " padded by ", self.n("P_" + w),
+                    " on each side, moving ", self.n("S_" + w), " at a time (PyTorch's ",
                     "formula; with no dilation it is the notes' one):")
-        return ("The quantity ", notation(key), " follows from the layer's shape rule:")
+        return ("The quantity ", self.n(key), " follows from the layer's shape rule:")
 
     # -- activations -------------------------------------------------------------
     def activation_steps(self) -> list[Step]:
@@ -826,7 +886,7 @@ class _Ctx:
         sentence = ["The output ", z, " of ", f"'{self.node.id}'", " has shape ",
                     Dims(*self.shape)]
         if self.family == "conv" and "K" in self.q:
-            sentence += ["; one channel per kernel (", notation("K"), " kernels)"]
+            sentence += ["; one channel per kernel (", self.n("K"), " kernels)"]
         if sympy.expand(act - numel(self.shape)) != 0:
             sentence += ["; the layer keeps more than its output (its states and intermediate results), "
                          "and all of it counts"]
@@ -859,17 +919,17 @@ class _Ctx:
     def weight_sentence(self) -> tuple:
         f = self.family
         if f == "conv" and "C" in self.q:
-            n = sympy.Mul(*(notation(w) for w in ("W", "H", "R") if w in self.q), evaluate=False)
-            each = _times(notation("C"), n) if "G" not in self.qgen or self.qgen["G"] == 1 else \
-                _times(notation("C") / notation("G"), n)
-            return ("Where is it coming from? # output channels = # independent kernels: ", notation("K"),
+            n = sympy.Mul(*(self.n(w) for w in ("W", "H", "R") if w in self.q), evaluate=False)
+            each = _times(self.n("C"), n) if "G" not in self.qgen or self.qgen["G"] == 1 else \
+                _times(self.n("C") / self.n("G"), n)
+            return ("Where is it coming from? # output channels = # independent kernels: ", self.n("K"),
                     " kernels, each of size (# input channels) × (kernel extent) = ", each, ":")
         if f == "linear":
-            return ("Where is it coming from? Each of the ", notation("k"), " nodes has one weight per input: a ",
-                    notation("k"), " × ", notation("n"), " weight matrix:")
+            return ("Where is it coming from? Each of the ", self.n("k"), " nodes has one weight per input: a ",
+                    self.n("k"), " × ", self.n("n"), " weight matrix:")
         if f == "recurrent":
             return ("Where is it coming from? Each gate unit has a weight per input feature (",
-                    notation("I"), ") and per hidden unit (", notation("H"),
+                    self.n("I"), ") and per hidden unit (", self.n("H"),
                     "): input-to-hidden and hidden-to-hidden matrices:")
         if f == "attention":
             return ("Where is it coming from? The query, key, value and output projections are ",
@@ -895,7 +955,7 @@ class _Ctx:
                 and _clean(sympy.cancel(flops / act)):
             return act, val
         for k, v in self.q.items():
-            s = notation(k)
+            s = self.n(k)
             if isinstance(v, sympy.Expr) and v == val and s in flops.free_symbols \
                     and _clean(sympy.cancel(flops / s)):
                 return s, val
@@ -975,9 +1035,9 @@ class _Ctx:
 
     def mac_sentence(self, factored: bool) -> tuple:
         if self.family == "recurrent":
-            return ("Multiply-accumulates: at each of the ", notation("T"), " steps, every gate unit takes a dot "
-                    "product with the input (", notation("I"), " terms) and with the previous hidden state (",
-                    notation("H"), " terms) -- the slides' (I×H + H×H)×T per gate:")
+            return ("Multiply-accumulates: at each of the ", self.n("T"), " steps, every gate unit takes a dot "
+                    "product with the input (", self.n("I"), " terms) and with the previous hidden state (",
+                    self.n("H"), " terms) -- the slides' (I×H + H×H)×T per gate:")
         if self.family == "attention":
             return ("Multiply-accumulates: the projections, then for every (query, key) pair a dot product of the "
                     "features for the scores and again for the weighted sum of the values -- the slides' D×N×M:",)

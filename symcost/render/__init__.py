@@ -29,6 +29,9 @@ class LatexPrinter(_SympyLatexPrinter):
         # Multi-letter names (n_layer, d_model, hidden) print upright, not as products of italics.
         name = expr.name
         head, _, sub = name.partition("_")
+        primes = len(head) - len(head.rstrip("'"))
+        if primes and head[:-primes]:  # V', T'_q: the letter (and its subscript), then the primes
+            return self._print_Symbol(sympy.Symbol(head[:-primes] + ("_" + sub if sub else "")), style) + "'" * primes
         if len(head) > 1 and head not in self._greek():
             head = r"\mathrm{" + head.replace("_", r"\_") + "}"
             if sub:
