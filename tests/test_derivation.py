@@ -317,6 +317,40 @@ def test_a_block_from_the_readme_lists_its_layers_in_words():
         assert not INTERNAL.findall(text_out) and "(pipelined, fma)" not in text_out, fmt
 
 
+def test_a_layer_derived_once_is_the_same_for_every_layer_like_it():
+    """Layers with the same kind and sizes share one derivation (derive pays once per distinct layer):
+    the later ones have their own id, z and w numbers, and the same formulas and values."""
+    text = "dims: {D: width}\ninput: [D]\nlayers:\n" + "- linear: {out_features: D}\n- tanh: {}\n" * 3
+    d = derive(symcost.load(text), values={"D": 7})
+    first, third = d.layers[0], d.layers[4]
+    assert (first.id, third.id, first.z, third.z, first.w, third.w) == ("linear1", "linear3", 1, 3, 1, 3)
+    for a, b in zip(first.steps, third.steps):
+        assert (a.key, a.general, a.substituted, a.value) == (b.key, b.general, b.substituted, b.value)
+    act = third.step("activations")
+    assert "'linear3'" in act.sentence and symcost.symbol("z_3") in act.sentence
+    assert act.lhs.args == (symcost.symbol("z_3"),)
+    assert third.step("weights").lhs.args == (symcost.symbol("w_3"),)
+    md = render(d, "markdown")
+    assert md.count("Size}{\\left(w_{3} \\right)}") == 1 and "'linear3'" in md
+
+
+def test_a_long_derivation_writes_a_run_of_identical_layers_once():
+    n = 150
+    model = symcost.load("input: [4, 5]\nlayers:\n" + "- sigmoid: {}\n" * n)
+    d = derive(model)
+    assert [layer.id for layer in d.layers] == ["sigmoid1", f"sigmoid2..sigmoid{n}"]
+    run_ = d.layers[1]
+    assert run_.same_as == "sigmoid1" and run_.repeat == n - 1
+    assert run_.step("ops").value == (n - 1) * d.layers[0].cost.flops
+    report = model.cost(batch=1)
+    for key, field in (("params", "params"), ("activations", "activations"), ("ops", "flops"), ("fma", "fma_ops")):
+        assert same(d.total(key).value, getattr(report, field)), key
+    for s in d.totals:
+        if s.substituted is not None and s.value is not None:
+            assert same(s.substituted.doit(), s.value), s.key
+    assert len(render(d, "markdown")) < 20_000
+
+
 # ---------------------------------------------------------------------------
 # Speeds and errors
 # ---------------------------------------------------------------------------

@@ -940,3 +940,31 @@ def test_a_sandboxed_template_still_sees_the_whole_derivation(tmp_path):
     (tmp_path / "tpl" / "derive.md.j2").write_text("{% include 'derive.html.j2' %}", encoding="utf-8")
     r = run("derive", "lenet5", "--templates", folder)
     assert r.code == 0 and r.out.startswith("<!DOCTYPE html>"), r.err
+
+
+# ------------------------------------------------------------------------------------------------
+# derive on big specs: paid once per distinct layer, a run of identical layers written once
+# ------------------------------------------------------------------------------------------------
+
+
+def test_derive_of_20000_relus_is_bounded(spec, tmp_path):
+    """Issue 13 item 4: derive paid for every node and wrote every one out (89k ReLUs ran past 60 s).
+    A hang guard: the wall time is generous; the timing itself is for tests/benchmarks."""
+    path = spec("input: [3]\nlayers:\n" + "- relu: {}\n" * 20_000)
+    out = tmp_path / "out.md"
+    r = run("derive", path, "-o", str(out))
+    assert r.code == 0, r.err
+    assert r.seconds < 60, r.seconds
+    text = out.read_text(encoding="utf-8")
+    assert len(text) < 20_000, len(text)  # relu1 in full, then one entry for relu2..relu20000
+    assert "`relu2..relu20000`" in text and "19,999 layers" in text
+    assert r"\mathrm{ops}_{\mathrm{relu2..relu20000}} = 3 + 59{,}997 = 60{,}000" in text  # 20,000 x 3 comparisons
+
+
+def test_derive_of_a_long_chain_of_distinct_layers_is_bounded(spec, tmp_path):
+    """1,000 symbolic layers, no two consecutive alike: each distinct layer derived and printed once,
+    the others renamed; the totals add equal counts together instead of 1,000 terms."""
+    path = spec("dims: {D: width}\ninput: [D]\nlayers:\n" + "- linear: {out_features: D}\n- relu: {}\n" * 500)
+    r = run("derive", path, "--format", "html", "-o", str(tmp_path / "out.html"))
+    assert r.code == 0, r.err
+    assert r.seconds < 60, r.seconds

@@ -8,7 +8,7 @@ template directory first on the search path.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, wraps
 from typing import Any, Sequence
 
 import sympy
@@ -108,8 +108,22 @@ def _sandbox_class():
     """
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+    records: dict = {}
+
+    def is_record(t) -> bool:
+        """symcost's frozen records (Derivation, Step, Cost ...): plain data, read on every line."""
+        if t not in records:
+            import dataclasses
+
+            params = getattr(t, "__dataclass_params__", None)
+            records[t] = bool(dataclasses.is_dataclass(t) and t.__module__.startswith("symcost.")
+                              and params is not None and params.frozen)
+        return records[t]
+
     class Sandbox(ImmutableSandboxedEnvironment):
         def is_safe_attribute(self, obj, attr, value):
+            if attr[:1] != "_" and is_record(type(obj)):  # the fast path of a long derivation
+                return True
             if _is_sympy(obj) and (callable(value) or isinstance(value, type)):
                 return False
             return super().is_safe_attribute(obj, attr, value)
@@ -150,14 +164,32 @@ def environment(template_dir: str | None = None):
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["tex"] = latex
+    env.filters["tex"] = memo(latex)
     env.filters["num"] = number
     env.filters["shape"] = shape_text
     env.filters["shape_tex"] = lambda s: r" \times ".join(latex(d) for d in s) if s else "1"
     from . import mathprint  # derivations: formulas as written, MathML, mixed text-and-math sentences
 
-    env.filters.update(mathprint.FILTERS)
+    # A long derivation prints the same formulas again and again (identical layers share their
+    # expressions): each filter prints a given expression or sentence once.
+    env.filters.update({name: memo(fn) for name, fn in mathprint.FILTERS.items()})
     return env
+
+
+def memo(fn, size: int = 1 << 15):
+    """``fn`` remembering its last ``size`` results (printing is a pure function of the expression;
+    sympy's equality is structural, so equal arguments print alike); unhashable arguments pass through."""
+    cached = lru_cache(maxsize=size)(fn)
+
+    @wraps(fn)
+    def call(*args):
+        try:
+            hash(args)
+        except TypeError:
+            return fn(*args)
+        return cached(*args)
+
+    return call
 
 
 def render_template(name: str, template_dir: str | None = None, **context) -> str:
