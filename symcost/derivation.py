@@ -28,7 +28,8 @@ an exact :class:`sympy.Rational` (``2.5 TFLOPS`` is 5/2·10¹²), read by
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property, lru_cache
 from fractions import Fraction
 from typing import Any, Mapping, Sequence
 
@@ -90,6 +91,15 @@ def parse_speed(text: str) -> sympy.Rational:
 # ---------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1)
+def _latex_written():
+    """mathprint's ``latex_written``, remembering what it printed (identical layers share expressions)."""
+    from .render import memo
+    from .render.mathprint import latex_written
+
+    return memo(latex_written)
+
+
 @dataclass(frozen=True)
 class Step:
     """One line of a derivation: ``lhs = general = substituted = value``.
@@ -126,22 +136,20 @@ class Step:
         """Whether the unit follows the last part (the value is printed, not replaced by ``shown``)."""
         return bool(self.unit) and not self.shown and self.value is not None
 
-    @property
+    @cached_property
     def one_line(self) -> bool:
         """Whether ``lhs = general = substituted = value`` is short enough for one line."""
-        from .render.mathprint import latex_written
-
+        latex_written = _latex_written()
         if self.lhs is None:
             return True
         text = "".join(latex_written(e) for e in [self.lhs, *self.parts])
         plain = re.sub(r"\\[a-zA-Z]+|[{}]|\\left|\\right", "", text)
         return len(plain) + len(self.shown) + len(self.approx) <= ONE_LINE_CHARS
 
-    @property
+    @cached_property
     def parts(self) -> list[sympy.Expr]:
         """What follows ``lhs =``: the general formula, the substitution, the value, without repeats."""
-        from .render.mathprint import latex_written
-
+        latex_written = _latex_written()
         out: list[sympy.Expr] = []
         seen: set[str] = set()
         for expr in (self.general, self.substituted, None if self.shown else self.value):
@@ -172,6 +180,7 @@ class LayerDerivation:
     view: bool = False
     repeat: sympy.Expr = sympy.Integer(1)
     children: tuple["LayerDerivation", ...] = ()
+    same_as: str = ""             # a run of layers identical to this earlier one (long derivations only)
 
     def step(self, key: str) -> Step:
         for s in self.steps:
@@ -181,6 +190,21 @@ class LayerDerivation:
 
     def has(self, key: str) -> bool:
         return any(s.key == key for s in self.steps)
+
+    @property
+    def summary(self) -> list[tuple[str, sympy.Expr]]:
+        """(label, value) of its headline counts -- what a block lists for each of its layers, in words
+        (a step's key is the record's, never shown)."""
+        out = []
+        for key, label in SUMMARY_STEPS:
+            if self.has(key) and self.step(key).value is not None:
+                out.append((label, self.step(key).value))
+        return out
+
+
+#: The counts :attr:`LayerDerivation.summary` gives, by step key, with their label.
+SUMMARY_STEPS = (("activations", "activations"), ("params", "parameters"), ("ops", "operations"),
+                 ("fma", "operations with FMA"), ("macs", "MACs"))
 
 
 @dataclass(frozen=True)
@@ -262,6 +286,12 @@ def notation(key: str) -> sympy.Symbol:
     return _sym(name)
 
 
+def primed(sym: sympy.Symbol) -> sympy.Symbol:
+    """V → V', T_q → T'_q: the same letter, marked as the layer's own (a size name never has a prime)."""
+    head, sep, sub = sym.name.partition("_")
+    return _sym(head + "'" + sep + sub)
+
+
 def _sym(name: str) -> sympy.Symbol:
     """A size symbol: the same object as the model's size of that name (sizes are positive integers;
     no simplification relies on it, so a padding P of 0 is harmless)."""
@@ -306,6 +336,11 @@ MEANINGS = {
                   "Ek": "key features", "Ev": "value features", "h": "heads", "d": "features per head",
                   "dv": "value features", "S": "(query, key) pairs scored", "B": "batch entries"},
     "reduction": {"E": "input elements", "V": "outputs", "n": "elements reduced into each output"},
+    "tensor": {"L": "indices looked up", "V": "rows of the table", "E": "features per row"},
+    "transformer": {"T": "positions processed", "n_ctx": "positions in the table", "E": "embedding size",
+                    "P": "positions already cached", "h": "heads", "d": "features per head",
+                    "Tkv": "key/value positions", "S": "(query, key) pairs scored"},
+    "traced": {"E": "elements", "p": "parameters"},
     "": {"E": "elements", "V": "vectors", "n": "elements per vector", "C": "channels"},
 }
 _AXIS_MEANING = {"S": "stride", "P": "padding", "D": "dilation", "OP": "output padding"}
@@ -320,7 +355,12 @@ def quantity_meaning(family: str, key: str) -> str:
         axis = {"W": "rows", "H": "columns", "R": "depth"}.get(m["axis"], m["axis"])
         return f"{_AXIS_MEANING[m['head']]} along the {axis}"
     return MEANINGS[""].get(key, "") if family not in ("conv", "pool", "linear", "recurrent", "attention",
-                                                       "reduction") else ""
+                                                       "reduction", "tensor", "transformer") else ""
+
+
+#: The meaning of a quantity no table names: still defined, so a notation line never uses a letter it
+#: does not explain (tests/test_derivation.py checks that no built-in model needs it).
+UNNAMED_QUANTITY = "a size from the layer's shape rule"
 
 
 def _trivial(key: str, value) -> bool:
@@ -439,6 +479,18 @@ def _with_unit(value: sympy.Expr, units: Sequence[tuple[int, str]], unit: str) -
 WHOLE_TOTALS = ("elements", "memory", "latency", "latency_fma", "throughput", "throughput_fma")
 
 MAX_NAMED_TERMS = 8  # a total of more layers is written with their values only
+MAX_LISTED_TERMS = 40  # ... and of more than this, equal values together (n·v), or only the total
+
+
+def _grouped_sum(values) -> sympy.Expr | None:
+    """``values`` added up with equal ones together (5000·3 + 2·7, in order of first appearance);
+    None when even that has more than :data:`MAX_LISTED_TERMS` terms (only the total is worth printing)."""
+    counts: dict = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    if len(counts) > MAX_LISTED_TERMS:
+        return None
+    return _sum(v if c == 1 else sympy.Mul(sympy.Integer(c), v, evaluate=False) for v, c in counts.items())
 
 TIME_UNITS = ((0, "s"), (-3, "ms"), (-6, "µs"), (-9, "ns"), (-12, "ps"))
 BYTE_UNITS = ((12, "TB"), (9, "GB"), (6, "MB"), (3, "kB"), (0, "bytes"))
@@ -474,7 +526,7 @@ def derive(model, *, values: Mapping[str, Any] | None = None, dtype: str = "fp32
             speed_text = str(speed)
         else:
             raise SpeedError(f"speed must be a positive whole number or text such as 1GFLOPS, not {speed!r}")
-    builder = _Builder(subs, symbolic)
+    builder = _Builder(subs, symbolic, _size_names(model, report, subs))
     analysis = report.analysis
     inputs = tuple(builder.input_step(i, name, shape) for i, (name, shape) in
                    enumerate(analysis.input_shapes.items()))
@@ -492,12 +544,76 @@ def derive(model, *, values: Mapping[str, Any] | None = None, dtype: str = "fp32
     )
 
 
+#: A derivation of more layers than this (at one level) writes a run of identical layers once.
+LONG_DERIVATION = 100
+MIN_RUN = 2  # ... a run of more than this many identical layers after the one written in full
+
+
+def _signature(n, node, in_shapes):
+    """What a layer's derivation depends on, but for its id and its z/w numbers (None: unhashable)."""
+    try:
+        key = (node.kind.name, n.op, tuple(sorted(n.quantities.items())), tuple(sorted(dict(node.args).items())),
+               tuple(map(tuple, in_shapes)), tuple(n.shape))
+        hash(key)
+        return key
+    except TypeError:
+        return None
+
+
+def _rebind(layer: LayerDerivation, new_id: str, z: tuple, w: tuple) -> LayerDerivation:
+    """``layer``'s derivation for another layer of the same signature: its id and z/w numbers replaced."""
+    names = {}
+    if z[0] is not None:
+        names[_sym(f"z_{z[0]}")] = _sym(f"z_{z[1]}")
+    if w[0] is not None:
+        names[_sym(f"w_{w[0]}")] = _sym(f"w_{w[1]}")
+        names[_sym(f"b_{w[0]}")] = _sym(f"b_{w[1]}")
+    old_id = f"'{layer.id}'"
+
+    def part(p):
+        if isinstance(p, str):
+            return f"'{new_id}'" if p == old_id else p
+        if names and isinstance(p, sympy.Basic):
+            return p.xreplace(names)
+        return p
+
+    if not names and not any(p == old_id for s in layer.steps for p in s.sentence):
+        return replace(layer, id=new_id, z=z[1], w=w[1])  # nothing in its steps names it (a ReLU)
+    steps = tuple(replace(s, sentence=tuple(part(p) for p in s.sentence),
+                          lhs=s.lhs.xreplace(names) if names and s.lhs is not None else s.lhs)
+                  for s in layer.steps)
+    return replace(layer, id=new_id, steps=steps, z=z[1], w=w[1])
+
+
+def _size_names(model, report, subs) -> frozenset:
+    """The names of the sizes a model's user wrote: its ``dims``, every symbol its counts and inputs
+    contain, and every symbol a ``--set`` value brings in."""
+    names = set(getattr(model, "dims", {}) or {})
+    exprs = [report.params, report.activations, report.flops, report.macs, report.fma_ops, report.input,
+             *subs.values(), *(d for shape in report.analysis.input_shapes.values() for d in shape)]
+    for e in exprs:
+        if isinstance(e, sympy.Basic):
+            names |= {s.name for s in e.free_symbols}
+    return frozenset(names)
+
+
 class _Builder:
-    def __init__(self, subs: Mapping, symbolic: bool):
+    def __init__(self, subs: Mapping, symbolic: bool, user_names: frozenset = frozenset(), seen=None):
         self.subs = dict(subs)
         self.symbolic = symbolic
+        self.user_names = user_names  # the model's own size names: the notation must not read as one of them
+        self.seen: dict = {} if seen is None else seen  # signature -> (layer, z, w): derived once per distinct layer
         self.z = 0
         self.w = 0
+
+    def notation(self, key: str, raw=None) -> sympy.Symbol:
+        """The notes' symbol of quantity ``key`` (:func:`notation`), primed (V') when the model has a size
+        of that name and the quantity is not that very size here: a softmax's V (vectors) in a model
+        whose V is the vocabulary is V', while a recurrent layer's T over the model's own T stays T."""
+        sym = notation(key)
+        if sym.name in self.user_names and raw != sym:
+            return primed(sym)
+        return sym
 
     def _s(self, expr):
         if isinstance(expr, sympy.Basic):
@@ -531,19 +647,68 @@ class _Builder:
     # -- layers ----------------------------------------------------------------
     def layers(self, analysis):
         shapes = {name: tuple(s) for name, s in analysis.input_shapes.items()}
-        out = []
-        for n in progress(analysis.nodes, desc="deriving", unit="layer"):
+        out, signatures = [], []
+        nodes = analysis.nodes
+        for n in progress(nodes, total=len(nodes), desc="deriving", unit="layer"):
             node = analysis.model.node(n.id)
             in_shapes = [shapes[s] for s in node.inputs]
             shapes[n.id] = tuple(n.shape)
             if node.kind is None:
                 out.append(self.block(n, node, in_shapes))
+                signatures.append(None)
             else:
-                out.append(self.layer(n, node, in_shapes))
+                signature = _signature(n, node, in_shapes)
+                out.append(self.layer(n, node, in_shapes, signature))
+                signatures.append(signature)
+        if len(out) > LONG_DERIVATION:
+            out = self.runs(out, signatures)
         return out
 
+    def runs(self, layers, signatures) -> list:
+        """A long derivation writes a layer in full once; the identical layers right after it (a run of
+        at least :data:`MIN_RUN`) become one entry that refers to it, with the run's counts."""
+        out, i = [], 0
+        while i < len(layers):
+            j = i + 1
+            while j < len(layers) and signatures[i] is not None and signatures[j] == signatures[i]:
+                j += 1
+            out.append(layers[i])
+            if j - i > MIN_RUN:
+                out.append(self.run(layers[i], layers[i + 1:j]))
+            else:
+                out.extend(layers[i + 1:j])
+            i = j
+        return out
+
+    def run(self, ref: LayerDerivation, same: Sequence[LayerDerivation]) -> LayerDerivation:
+        count = sympy.Integer(len(same))
+        run_id = f"{same[0].id}..{same[-1].id}"
+        cost = Cost.total(layer.cost for layer in same)
+        steps = [Step("same", (f"The {len(same):,} layers from '{same[0].id}' to '{same[-1].id}' are each the "
+                               f"same as '{ref.id}' (the same kind with the same sizes): each costs what is "
+                               f"derived there, so together they cost ", count, " times that."),)]
+        steps += self.scaled_steps(ref.cost, cost, count, run_id, "of these layers")
+        return LayerDerivation(run_id, ref.op, ref.family, ref.input_shapes, ref.shape, cost, tuple(steps),
+                               view=ref.view, repeat=count, same_as=ref.id)
+
+    def scaled_steps(self, one: Cost, cost: Cost, repeat, name_id: str, what_of: str) -> list[Step]:
+        """params/act/ops/FMA of ``repeat`` uses of ``one``; the left-hand sides are the names the
+        totals add up (params_h, act_h, ops_h, FMA_h)."""
+        steps = []
+        for key, what, field_, name in (("params", "Parameters", "params", "params"),
+                                        ("activations", "Activations", "activations", "act"),
+                                        ("ops", "Operations (non-pipelined)", "flops", "ops"),
+                                        ("fma", "Operations (pipelined, FMA)", "fma_ops", "FMA")):
+            v1 = _value(getattr(one, field_))
+            if _is_zero(v1):
+                continue
+            general = _times(repeat, v1)
+            steps.append(Step(key, (f"{what} {what_of}:",), _sym(f"{name}_{name_id}"), general,
+                              None, None if self.symbolic else _value(getattr(cost, field_))))
+        return steps
+
     def block(self, n, node, in_shapes) -> LayerDerivation:
-        inner = _Builder(self.subs, self.symbolic)  # z and w are numbered inside the block
+        inner = _Builder(self.subs, self.symbolic, self.user_names, self.seen)  # z and w numbered inside
         children = tuple(inner.layers(n.children))
         one = Cost.total(c.cost for c in children)
         repeat = self._s(n.repeat)
@@ -551,19 +716,27 @@ class _Builder:
         steps = [Step("block", (f"The block '{node.op}' is used ", repeat,
                                 " time(s); each use costs the sum of its layers below, so the block costs ",
                                 repeat, " times that."),)]
-        for key, what, field_ in (("params", "parameters", "params"), ("activations", "activations", "activations"),
-                                  ("ops", "operations (non-pipelined)", "flops"),
-                                  ("fma", "operations (pipelined, FMA)", "fma_ops")):
-            v1 = _value(getattr(one, field_))
-            if _is_zero(v1):
-                continue
-            general = _times(repeat, v1)
-            steps.append(Step(key, (f"{what.capitalize()} of the block:",), _sym(key), general,
-                              None, None if self.symbolic else _value(getattr(cost, field_))))
+        steps += self.scaled_steps(one, cost, repeat, n.id, "of the block")
         return LayerDerivation(n.id, node.op, "block", tuple(tuple(s) for s in in_shapes), self._s(tuple(n.shape)),
                                cost, tuple(steps), repeat=repeat, children=children)
 
-    def layer(self, n, node, in_shapes) -> LayerDerivation:
+    def layer(self, n, node, in_shapes, signature=None) -> LayerDerivation:
+        if signature is not None and signature in self.seen:  # derived before: the same steps, renamed
+            first, z0, w0 = self.seen[signature]
+            z = w = None
+            if z0 is not None:
+                self.z += 1
+                z = self.z
+            if w0 is not None:
+                self.w += 1
+                w = self.w
+            return _rebind(first, n.id, (z0, z), (w0, w))
+        layer = self._layer(n, node, in_shapes)
+        if signature is not None:
+            self.seen[signature] = (layer, layer.z, layer.w)
+        return layer
+
+    def _layer(self, n, node, in_shapes) -> LayerDerivation:
         kind = node.kind
         q_raw = n.quantities
         q = {k: self._s(v) for k, v in q_raw.items()}
@@ -572,7 +745,7 @@ class _Builder:
         trivial = {k: v for k, v in q.items() if _trivial(k, v)}
         flags = {k: v for k, v in q.items() if isinstance(v, int) and not isinstance(v, bool)}
         scalar = [k for k, v in q.items() if isinstance(v, sympy.Expr) and k not in trivial]
-        symbols = {k: notation(k) for k in scalar}
+        symbols = {k: self.notation(k, q_raw.get(k)) for k in scalar}
         qgen = dict(q)
         qgen.update({k: symbols[k] for k in scalar})
         values = {symbols[k]: q[k] for k in scalar}
@@ -590,8 +763,8 @@ class _Builder:
         if has_params:
             self.w += 1
             w = self.w
-        ctx = _Ctx(self, kind, node, q, qgen, values, cost, cgen, shape, sgen, z, w, flags)
-        steps = ctx.steps(self._derived(kind, node, in_shapes, q, trivial))
+        ctx = _Ctx(self, kind, node, q, qgen, values, cost, cgen, shape, sgen, z, w, flags, q_raw)
+        steps = ctx.steps(self._derived(kind, node, in_shapes, q, q_raw, trivial))
         note = ()
         shown_trivial = {k: v for k, v in trivial.items()}
         if "b" in flags:
@@ -602,7 +775,7 @@ class _Builder:
                 meaning = _MEANING.get(k[:2] if k.startswith(("D_", "OP")) else k, "")
                 if k == "b":
                     meaning = "with a bias" if v == 1 else "no bias"
-                groups.setdefault(meaning, []).append(sympy.Eq(notation(k), v, evaluate=False))
+                groups.setdefault(meaning, []).append(sympy.Eq(self.notation(k, q_raw.get(k)), v, evaluate=False))
             parts: list = ["Here "]
             for i, (meaning, eqs) in enumerate(groups.items()):
                 if i:
@@ -617,12 +790,12 @@ class _Builder:
         for st in steps:
             if st.general is not None:
                 used |= st.general.free_symbols
-        legend = tuple((symbols[k], quantity_meaning(kind.family, k)) for k in scalar
-                       if symbols[k] in used and quantity_meaning(kind.family, k))
+        legend = tuple((symbols[k], quantity_meaning(kind.family, k) or UNNAMED_QUANTITY) for k in scalar
+                       if symbols[k] in used)
         return LayerDerivation(n.id, n.op, kind.family, tuple(self._s(tuple(s)) for s in in_shapes), shape,
                                cost, tuple(steps), z=z, w=w, note=note, legend=legend, view=kind.view)
 
-    def _derived(self, kind, node, in_shapes, q, trivial) -> list[tuple[str, sympy.Expr]]:
+    def _derived(self, kind, node, in_shapes, q, q_raw, trivial) -> list[tuple[str, sympy.Expr]]:
         """Quantities the kind derives from the others (output sizes): (key, formula in notation)."""
         dummies = []
 
@@ -648,8 +821,8 @@ class _Builder:
         names = {}
         for k, v in qs.items():
             if isinstance(v, sympy.Dummy) and v not in names:
-                names[v] = notation(k)
-        put = {notation(k): v for k, v in trivial.items()}
+                names[v] = self.notation(k, q_raw.get(k))
+        put = {self.notation(k, q_raw.get(k)): v for k, v in trivial.items()}
         found = []
         for k, v in qs.items():
             if k in trivial or not isinstance(v, sympy.Expr) or isinstance(v, sympy.Dummy):
@@ -671,32 +844,37 @@ class _Builder:
         steps = []
         acts = [(layer, _sym(f"z_{layer.z}")) for layer in flat if layer.z is not None]
         pars = [(layer, layer.w) for layer in flat if layer.w is not None]
-        blocks = [layer for layer in flat if layer.children]
+        blocks = [layer for layer in flat if layer.children or layer.same_as]  # blocks and runs of layers
         total = Cost.total(layer.cost for layer in flat)
 
         def add(key, sentence, lhs, terms, value, unit="", shown=""):
             if len(terms) > MAX_NAMED_TERMS:  # too many names to read: the values, layer by layer
-                general = _sum(t for t, _ in terms)
                 sent = list(sentence)
+                many = len(terms) > MAX_LISTED_TERMS
+                if self.symbolic:  # the names added up, unless there are too many to read
+                    steps.append(Step(key, tuple(sentence), lhs, None if many else _sum(t for t, _ in terms)))
+                    return
+                listed = _grouped_sum([v for _, v in terms]) if many else _sum(v for _, v in terms)
                 if isinstance(sent[-1], str) and sent[-1].endswith(":"):
-                    sent[-1] = sent[-1][:-1] + ", layer by layer:"
-                step = Step(key, tuple(sent), lhs, None,
-                            None if self.symbolic else _sum(v for _, v in terms),
-                            None if self.symbolic else value, unit=unit, shown=shown)
-                steps.append(step if not self.symbolic else Step(key, tuple(sentence), lhs, general))
+                    sent[-1] = sent[-1][:-1] + (", layer by layer:" if not many else
+                                                f", over the {len(terms):,} layers (each given above)" +
+                                                (", equal counts together:" if listed is not None else ":"))
+                steps.append(Step(key, tuple(sent), lhs, None, listed, value, unit=unit, shown=shown))
                 return
             general = _sum(t for t, _ in terms)
             vals = {t: v for t, v in terms}
             steps.append(self.step(key, sentence, lhs, general, vals, value, unit=unit, shown=shown))
 
         act_terms = [(Size(z), layer.cost.activations) for layer, z in acts]
-        act_terms += [(_sym(f"act_{b.id}"), b.cost.activations) for b in blocks]
+        act_terms += [(_sym(f"act_{b.id}"), b.cost.activations) for b in blocks
+                      if b.children or not _is_zero(b.cost.activations)]
         add("activations", ("Activations of one forward pass: the sizes of the layer outputs ",
                             _sym("z_1"), ", ", _sym("z_2"), ", ... added up (the input ", _sym("x_0"),
                             " and in-place layers such as ReLU add nothing):"),
             TOTAL_ACT, act_terms, _value(total.activations))
         par_terms = [(Size(_sym(f"w_{i}"), _sym(f"b_{i}")), layer.cost.params) for layer, i in pars]
-        par_terms += [(_sym(f"params_{b.id}"), b.cost.params) for b in blocks]
+        par_terms += [(_sym(f"params_{b.id}"), b.cost.params) for b in blocks
+                      if b.children or not _is_zero(b.cost.params)]
         add("params", ("Parameters: the weights and biases of every layer added up:",),
             TOTAL_PARAMS, par_terms, _value(total.params))
         elements = _value(total.activations + total.params)
@@ -767,10 +945,15 @@ def _quantities(q: Mapping):
 class _Ctx:
     """The steps of one layer kind application."""
 
-    def __init__(self, b: _Builder, kind, node, q, qgen, values, cost, cgen, shape, sgen, z, w, flags):
+    def __init__(self, b: _Builder, kind, node, q, qgen, values, cost, cgen, shape, sgen, z, w, flags, q_raw):
         self.b, self.kind, self.node, self.q, self.qgen, self.values = b, kind, node, q, qgen, values
         self.cost, self.cgen, self.shape, self.sgen, self.z, self.w, self.flags = cost, cgen, shape, sgen, z, w, flags
         self.family = kind.family
+        self.raw = q_raw
+
+    def n(self, key: str) -> sympy.Symbol:
+        """The symbol of quantity ``key`` in this layer's notation (primed if it would read as a user's size)."""
+        return self.b.notation(key, self.raw.get(key))
 
     def step(self, key, sentence, lhs, general, value, **kw):
         if general is not None:
@@ -798,7 +981,7 @@ class _Ctx:
                                      "; no parameters, no operations, no new activations."),))
             return out
         for key, formula in derived:
-            out.append(self.step("size_" + key, self.size_sentence(key), notation(key), formula, self.q[key]))
+            out.append(self.step("size_" + key, self.size_sentence(key), self.n(key), formula, self.q[key]))
         out += self.activation_steps()
         out += self.param_steps()
         out += self.op_steps()
@@ -810,14 +993,14 @@ class _Ctx:
             axis = m.group(1)
             w = {"M": "W", "N": "H", "L": "R"}[axis]
             if "OP_" + w in self.q:
-                return ("Output size along ", notation(axis), ": the transposed convolution spreads each of the ",
-                        notation(axis), " input positions ", notation("S_" + w), " apart and adds the kernel extent ",
-                        notation(w), ":")
-            return ("Output size along ", notation(axis), ": how many positions a window of extent ", notation(w),
-                    " takes on the input of length ", notation(axis), " padded by ", notation("P_" + w),
-                    " on each side, moving ", notation("S_" + w), " at a time (PyTorch's ",
+                return ("Output size along ", self.n(axis), ": the transposed convolution spreads each of the ",
+                        self.n(axis), " input positions ", self.n("S_" + w), " apart and adds the kernel extent ",
+                        self.n(w), ":")
+            return ("Output size along ", self.n(axis), ": how many positions a window of extent ", self.n(w),
+                    " takes on the input of length ", self.n(axis), " padded by ", self.n("P_" + w),
+                    " on each side, moving ", self.n("S_" + w), " at a time (PyTorch's ",
                     "formula; with no dilation it is the notes' one):")
-        return ("The quantity ", notation(key), " follows from the layer's shape rule:")
+        return ("The quantity ", self.n(key), " follows from the layer's shape rule:")
 
     # -- activations -------------------------------------------------------------
     def activation_steps(self) -> list[Step]:
@@ -831,7 +1014,7 @@ class _Ctx:
         sentence = ["The output ", z, " of ", f"'{self.node.id}'", " has shape ",
                     Dims(*self.shape)]
         if self.family == "conv" and "K" in self.q:
-            sentence += ["; one channel per kernel (", notation("K"), " kernels)"]
+            sentence += ["; one channel per kernel (", self.n("K"), " kernels)"]
         if sympy.expand(act - numel(self.shape)) != 0:
             sentence += ["; the layer keeps more than its output (its states and intermediate results), "
                          "and all of it counts"]
@@ -864,17 +1047,17 @@ class _Ctx:
     def weight_sentence(self) -> tuple:
         f = self.family
         if f == "conv" and "C" in self.q:
-            n = sympy.Mul(*(notation(w) for w in ("W", "H", "R") if w in self.q), evaluate=False)
-            each = _times(notation("C"), n) if "G" not in self.qgen or self.qgen["G"] == 1 else \
-                _times(notation("C") / notation("G"), n)
-            return ("Where is it coming from? # output channels = # independent kernels: ", notation("K"),
+            n = sympy.Mul(*(self.n(w) for w in ("W", "H", "R") if w in self.q), evaluate=False)
+            each = _times(self.n("C"), n) if "G" not in self.qgen or self.qgen["G"] == 1 else \
+                _times(self.n("C") / self.n("G"), n)
+            return ("Where is it coming from? # output channels = # independent kernels: ", self.n("K"),
                     " kernels, each of size (# input channels) × (kernel extent) = ", each, ":")
         if f == "linear":
-            return ("Where is it coming from? Each of the ", notation("k"), " nodes has one weight per input: a ",
-                    notation("k"), " × ", notation("n"), " weight matrix:")
+            return ("Where is it coming from? Each of the ", self.n("k"), " nodes has one weight per input: a ",
+                    self.n("k"), " × ", self.n("n"), " weight matrix:")
         if f == "recurrent":
             return ("Where is it coming from? Each gate unit has a weight per input feature (",
-                    notation("I"), ") and per hidden unit (", notation("H"),
+                    self.n("I"), ") and per hidden unit (", self.n("H"),
                     "): input-to-hidden and hidden-to-hidden matrices:")
         if f == "attention":
             return ("Where is it coming from? The query, key, value and output projections are ",
@@ -900,7 +1083,7 @@ class _Ctx:
                 and _clean(sympy.cancel(flops / act)):
             return act, val
         for k, v in self.q.items():
-            s = notation(k)
+            s = self.n(k)
             if isinstance(v, sympy.Expr) and v == val and s in flops.free_symbols \
                     and _clean(sympy.cancel(flops / s)):
                 return s, val
@@ -980,9 +1163,9 @@ class _Ctx:
 
     def mac_sentence(self, factored: bool) -> tuple:
         if self.family == "recurrent":
-            return ("Multiply-accumulates: at each of the ", notation("T"), " steps, every gate unit takes a dot "
-                    "product with the input (", notation("I"), " terms) and with the previous hidden state (",
-                    notation("H"), " terms) -- the slides' (I×H + H×H)×T per gate:")
+            return ("Multiply-accumulates: at each of the ", self.n("T"), " steps, every gate unit takes a dot "
+                    "product with the input (", self.n("I"), " terms) and with the previous hidden state (",
+                    self.n("H"), " terms) -- the slides' (I×H + H×H)×T per gate:")
         if self.family == "attention":
             return ("Multiply-accumulates: the projections, then for every (query, key) pair a dot product of the "
                     "features for the scores and again for the weighted sum of the values -- the slides' D×N×M:",)
@@ -1005,15 +1188,58 @@ FORMATS = {"markdown": "derive.md.j2", "latex": "derive.tex.j2", "html": "derive
 
 
 def render(derivation: Derivation, fmt: str = "markdown", template_dir: str | None = None,
-           command: str = "") -> str:
+           command: str = "", stream=None) -> str:
     """The derivation as Markdown, a standalone LaTeX document or a self-contained HTML page.
 
     ``command`` (the command line that made it) is quoted in the output; ``template_dir``
     goes first on the template search path (a ``derive.md.j2`` there replaces the package's).
+    On a terminal (standard error, or ``stream``) a long rendering has its own progress bar.
     """
+    from .progress import stage
     from .render import render_template
 
     if fmt not in FORMATS:
         raise SymcostError(f"unknown derivation format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    return render_template(FORMATS[fmt], template_dir, d=derivation, command=command,
-                           sym=lambda name: sympy.Symbol(name), dims=lambda shape: Dims(*shape))
+    # Rendering is a stage of its own: a long derivation's bar ends when the layers are derived, and
+    # writing them out must not then run for long with nothing on the screen.
+    bar = stage(len(derivation.layers), desc="rendering", unit="layer", stream=stream)
+    d = derivation if bar is None else replace(derivation, layers=_Ticking(derivation.layers, bar))
+    try:
+        return render_template(FORMATS[fmt], template_dir, d=d, command=command, sym=_symbol_of, dims=_dims_of)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+class _Ticking(tuple):
+    """The layers, advancing a bar as a template walks them (each walk starts it again: the page's
+    table of contents is quick, the layers' sections are the work)."""
+
+    def __new__(cls, items, bar):
+        self = super().__new__(cls, items)
+        self.bar = bar
+        return self
+
+    def __iter__(self):
+        self.bar.reset(total=len(self))
+        for item in super().__iter__():
+            yield item
+            self.bar.update(1)
+
+
+def _symbol_of(name) -> sympy.Symbol:
+    """The templates' ``sym(name)``: a symbol to print (a name is never parsed)."""
+    if not isinstance(name, str) or len(name) > 200:
+        raise SymcostError(f"sym() takes a size name, not {type(name).__name__}")
+    return sympy.Symbol(name)
+
+
+def _dims_of(shape) -> Dims:
+    """The templates' ``dims(shape)``: a shape to print.  Only sizes (sympy expressions, integers):
+    sympy would *sympify*, that is evaluate, a string."""
+    dims = []
+    for d in shape:
+        if isinstance(d, bool) or not isinstance(d, (int, sympy.Basic)):
+            raise SymcostError(f"dims() takes a shape of sizes, not {type(d).__name__} values")
+        dims.append(sympy.Integer(d) if isinstance(d, int) else d)
+    return Dims(*dims)

@@ -73,6 +73,11 @@ class ShapeError(SymcostError):
     """Shapes that do not fit a layer (mismatch, kernel larger than input...)."""
 
 
+class TemplateError(SymcostError):
+    """A user's template (``--templates``) that does not parse, does not render, or tries what the
+    sandbox forbids; the message names the template's file and line."""
+
+
 def _one_edit_apart(a: str, b: str) -> bool:
     """Whether one substitution, insertion or deletion turns ``a`` into ``b``."""
     if abs(len(a) - len(b)) > 1 or a == b:

@@ -3,7 +3,9 @@
 :func:`progress` wraps an iterable in a tqdm bar that appears only when
 standard error is a terminal and the work has already taken about a second
 (tqdm's ``delay``); otherwise, or without tqdm, it returns the iterable
-unchanged.  tqdm is imported lazily, so short commands never pay for it.
+unchanged.  :func:`stage` is a bar advanced by hand, for a stage of work that
+is not one loop of ours (rendering a derivation through its template).  tqdm
+is imported lazily, so short commands never pay for it.
 """
 
 from __future__ import annotations
@@ -33,4 +35,17 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
     except ImportError:  # tqdm is a dependency, but a missing bar is no reason to fail
         return iterable
     return tqdm(iterable, total=total, desc=desc, unit=unit, delay=DELAY_SECONDS, leave=False,
+                file=stream if stream is not None else sys.stderr, dynamic_ncols=True)
+
+
+def stage(total: int, *, desc: str, unit: str = "it", stream=None):
+    """A bar for ``total`` units advanced by hand (``update``, ``reset``, ``close``), or None when no
+    bar may be drawn (not a terminal, or no tqdm)."""
+    if not enabled(stream):
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit=unit, delay=DELAY_SECONDS, leave=False,
                 file=stream if stream is not None else sys.stderr, dynamic_ncols=True)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import functools
 import random
+import re
 
 import pytest
 import sympy
 
 import symcost
 from symcost.cli import main
-from symcost.derivation import Derivation, SpeedError, derive, parse_speed, plug
+from symcost.derivation import UNNAMED_QUANTITY, Derivation, SpeedError, derive, parse_speed, plug, render
 from symcost.errors import SymcostError
 from symcost.render.mathprint import latex_written
 from symcost.spec import builtin_names
@@ -232,6 +233,122 @@ def test_layers_add_up_to_the_totals_and_to_the_report(name):
         for key, field in (("params", "params"), ("ops", "flops"), ("fma", "fma_ops"), ("macs", "macs")):
             if layer.has(key) and layer.step(key).value is not None and not layer.children:
                 assert same(layer.step(key).value, getattr(layer.cost, field)), (layer.id, key)
+
+
+#: Keys of the derivation record that are not words: they must never reach a reader.
+INTERNAL = re.compile(r"size_|size\\_|ops_node|ops\\_node|fma_node|fma\\_node|FMA_node")
+
+
+def _size_names(name: str) -> set[str]:
+    model = symcost.load(name)
+    d = _derived(name)
+    names = set(model.dims)
+    for s in d.totals:
+        if s.value is not None:
+            names |= {x.name for x in s.value.free_symbols}
+    return names
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_no_internal_key_in_any_rendering(name):
+    """Issue 12 item 10: a block's list of layers printed the record's keys (size_d, ops_node, fma_node)."""
+    d = _derived(name)
+    for fmt in ("markdown", "latex", "html"):
+        text = render(d, fmt)
+        found = INTERNAL.findall(text)
+        assert not found, (name, fmt, sorted(set(found)))
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_notation_letters_are_defined_and_never_read_as_a_users_size(name):
+    """Every letter a layer's formulas use is in its notation line (or its note), and a letter that is also
+    one of the model's size names stands for that very size there (rnn's T over the model's T); otherwise
+    it is primed (rnn_lm's softmax has V' vectors beside the vocabulary V)."""
+    d = _derived(name)
+    users = _size_names(name)
+    for layer in d.all_layers():
+        legend = {sym: what for sym, what in layer.legend}
+        note = set().union(*(p.free_symbols for p in layer.note if isinstance(p, sympy.Basic)))
+        values = {}
+        used = set()
+        for s in layer.steps:
+            values.update(s.values)
+            used |= s.general.free_symbols if s.general is not None else set()
+        for sym in used | set(legend) | note:
+            if sym.name in users:
+                assert values.get(sym, sym) == sym, (name, layer.id, sym, values.get(sym))
+            else:
+                assert sym in legend or sym in note, (name, layer.id, sym, "used but never defined")
+        assert UNNAMED_QUANTITY not in legend.values(), (name, layer.id, "a quantity without a meaning")
+
+
+def test_a_notation_letter_that_is_a_users_size_is_primed():
+    """The model's own V (vocabulary) and L, D (sizes of its own) beside the softmax's V and the RNN's L = 1,
+    D = 1: the layer's letters are primed, the user's stay."""
+    text = ("dims: {T: tokens, V: vocabulary, L: layers, D: width}\ninput: [T, D]\n"
+            "layers:\n  - rnn: {hidden_size: V}\n  - softmax: {}\n  - linear: {out_features: L}\n")
+    d = derive(symcost.load(text))
+    rnn, soft = d.layers[0], d.layers[1]
+    note = set().union(*(p.free_symbols for p in rnn.note if isinstance(p, sympy.Basic)))
+    assert {x.name for x in note} >= {"L'", "D'"} and not {x.name for x in note} & {"L", "D"}
+    assert {x.name for x, _ in soft.legend} == {"E", "n", "V'"}
+    md = render(d, "markdown")
+    assert "$V'$ vectors" in md and "L' = 1" in md
+    assert r"\mathrm{V'}" not in md  # the prime follows the letter, not an upright name
+
+
+def test_a_block_from_the_readme_lists_its_layers_in_words():
+    text = ("blocks:\n  mlp:\n    inputs: [x]\n    nodes:\n"
+            "      - {id: up, op: linear, inputs: [x], out_features: 4*D}\n"
+            "      - {id: act, op: gelu, inputs: [up]}\n"
+            "      - {id: down, op: linear, inputs: [act], out_features: D}\n"
+            "      - {id: res, op: add, inputs: [x, down]}\n"
+            "input: [D]\nlayers:\n  - mlp: {id: blocks, repeat: L}\n")
+    d = derive(symcost.load(text))
+    block = d.layers[0]
+    up = block.children[0]
+    assert [label for label, _ in up.summary] == ["activations", "parameters", "operations",
+                                                  "operations with FMA", "MACs"]
+    assert same(dict(up.summary)["parameters"], 4 * symcost.symbol("D") ** 2 + 4 * symcost.symbol("D"))
+    assert [s.lhs.name for s in block.steps if s.lhs is not None] == ["params_blocks", "act_blocks",
+                                                                      "ops_blocks", "FMA_blocks"]
+    for fmt in ("markdown", "latex", "html"):
+        text_out = render(d, fmt)
+        assert not INTERNAL.findall(text_out) and "(pipelined, fma)" not in text_out, fmt
+
+
+def test_a_layer_derived_once_is_the_same_for_every_layer_like_it():
+    """Layers with the same kind and sizes share one derivation (derive pays once per distinct layer):
+    the later ones have their own id, z and w numbers, and the same formulas and values."""
+    text = "dims: {D: width}\ninput: [D]\nlayers:\n" + "- linear: {out_features: D}\n- tanh: {}\n" * 3
+    d = derive(symcost.load(text), values={"D": 7})
+    first, third = d.layers[0], d.layers[4]
+    assert (first.id, third.id, first.z, third.z, first.w, third.w) == ("linear1", "linear3", 1, 3, 1, 3)
+    for a, b in zip(first.steps, third.steps):
+        assert (a.key, a.general, a.substituted, a.value) == (b.key, b.general, b.substituted, b.value)
+    act = third.step("activations")
+    assert "'linear3'" in act.sentence and symcost.symbol("z_3") in act.sentence
+    assert act.lhs.args == (symcost.symbol("z_3"),)
+    assert third.step("weights").lhs.args == (symcost.symbol("w_3"),)
+    md = render(d, "markdown")
+    assert md.count("Size}{\\left(w_{3} \\right)}") == 1 and "'linear3'" in md
+
+
+def test_a_long_derivation_writes_a_run_of_identical_layers_once():
+    n = 150
+    model = symcost.load("input: [4, 5]\nlayers:\n" + "- sigmoid: {}\n" * n)
+    d = derive(model)
+    assert [layer.id for layer in d.layers] == ["sigmoid1", f"sigmoid2..sigmoid{n}"]
+    run_ = d.layers[1]
+    assert run_.same_as == "sigmoid1" and run_.repeat == n - 1
+    assert run_.step("ops").value == (n - 1) * d.layers[0].cost.flops
+    report = model.cost(batch=1)
+    for key, field in (("params", "params"), ("activations", "activations"), ("ops", "flops"), ("fma", "fma_ops")):
+        assert same(d.total(key).value, getattr(report, field)), key
+    for s in d.totals:
+        if s.substituted is not None and s.value is not None:
+            assert same(s.substituted.doit(), s.value), s.key
+    assert len(render(d, "markdown")) < 20_000
 
 
 # ---------------------------------------------------------------------------
