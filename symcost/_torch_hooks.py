@@ -20,8 +20,6 @@ from __future__ import annotations
 import operator
 from types import SimpleNamespace
 
-import sympy
-
 from .errors import SymcostError
 from .sizes import as_expr
 

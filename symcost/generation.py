@@ -34,7 +34,6 @@ L = T_p + T_new − 1 (the last token is never fed back).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 

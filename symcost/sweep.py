@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import sympy
 
-from .errors import ShapeError, SizeError, SymbolError, SymcostError, nearest
+from .errors import SymbolError, SymcostError, nearest
 from .progress import progress
 from .sizes import symbol
 

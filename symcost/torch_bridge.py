@@ -60,7 +60,7 @@ import sympy
 from .cost import Cost
 from .errors import ShapeError, SymbolError, SymcostError
 from .graph import Model
-from .layers.base import get_kind, numel, same
+from .layers.base import get_kind, same
 from .sizes import as_expr, symbol
 
 #: The batch, tracked through reshapes and permutes; not a valid user name (leading _).
@@ -582,7 +582,6 @@ class _Builder:
     def build(self) -> TorchModel:
         torch = self.torch
         leaves = _leaf_types(torch)
-        builder = self
 
         class Tracer(torch.fx.Tracer):
             proxy_buffer_attributes = True  # a buffer sliced by a traced size (a causal mask)
