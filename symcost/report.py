@@ -120,9 +120,10 @@ class Report:
                 v = self._s(d)
                 if not v.free_symbols and v < 1:
                     raise ShapeError(f"input {iname!r} dimension {d} is {v}; it must be at least 1")
-        self._check_rows(a)
+        self._check_rows(a, set())
 
-    def _check_rows(self, a: Analysis) -> None:
+    def _check_rows(self, a: Analysis, seen: set) -> None:
+        seen.add(id(a))  # a block's analysis is checked once, however many uses it has
         for n in a.nodes:
             for d in n.shape:
                 v = self._s(d)
@@ -140,8 +141,10 @@ class Report:
                 if not v.free_symbols and (v < 1 or not v.is_Integer):
                     raise ShapeError(f"repeat {n.repeat} is {v} with these sizes; it must be a whole number >= 1").at(
                         f"layer {n.id!r} ({n.op})")
+                if id(n.children) in seen:
+                    continue
                 try:
-                    self._check_rows(n.children)
+                    self._check_rows(n.children, seen)
                 except ShapeError as err:  # name the block use too: 'layer 'blocks' (mlp), layer 'up' (linear)'
                     raise err.at(f"layer {n.id!r} ({n.op})") from None
 
@@ -249,7 +252,7 @@ class Report:
             "steps": jsonable(self.steps),
             "memory_bytes": {k: jsonable(v) for k, v in self.memory_bytes.items()},
             "conditions": [f"{jsonable(e)} >= 1  ({what})" for e, what in self.conditions],
-            "layers": [_row_dict(r) for r in self.rows],
+            "layers": _rows_dict(self.rows, {}),
         }
 
     def to_json(self, indent: int = 2) -> str:
@@ -287,18 +290,37 @@ class Report:
         return "$\\text{params} = " + latex(self.params) + ",\\ \\text{MACs} = " + latex(self.macs) + "$"
 
 
-def _quantity_symbols(a: Analysis) -> set:
+def _quantity_symbols(a: Analysis, seen: set | None = None) -> set:
     """Symbols in any layer's arguments, even those its counts do not depend on
     (a dilation under padding='same'): setting them is allowed, not an error."""
+    seen = set() if seen is None else seen
+    seen.add(id(a))  # each block's analysis once, however many uses it has
     found: set = set()
     for n in a.nodes:
         for v in n.quantities.values():
             for e in v if isinstance(v, tuple) else (v,):
                 if isinstance(e, sympy.Basic):
                     found |= e.free_symbols
-        if n.children is not None:
-            found |= _quantity_symbols(n.children)
+        if n.children is not None and id(n.children) not in seen:
+            found |= _quantity_symbols(n.children, seen)
     return found
+
+
+def _rows_dict(rows, shown: dict, path: str = "") -> list[dict[str, Any]]:
+    """A block used again on the same shapes gives its layers once: later uses name the
+    first (``"layers_as": "outer.inner"``), as their uses can be exponentially many."""
+    out = []
+    for r in rows:
+        d = _row_dict(r)
+        if r.children is not None:
+            key = id(r.children.analysis)
+            if key in shown:
+                d["layers_as"] = shown[key]
+            else:
+                shown[key] = path + r.name
+                d["layers"] = _rows_dict(r.children.rows, shown, path + r.name + ".")
+        out.append(d)
+    return out
 
 
 def _row_dict(r: Row) -> dict[str, Any]:
@@ -318,5 +340,4 @@ def _row_dict(r: Row) -> dict[str, Any]:
     }
     if r.children is not None:
         d["repeat"] = jsonable(r.repeat)
-        d["layers"] = [_row_dict(c) for c in r.children.rows]
     return d
