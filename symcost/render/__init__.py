@@ -53,7 +53,7 @@ def number(expr: Any) -> str:
     """A concrete integer with thousands separators; anything else as sympy prints it."""
     if isinstance(expr, int) or getattr(expr, "is_Integer", False):
         return f"{int(expr):,}"
-    return sympy.sstr(expr)
+    return _sstr(expr)
 
 
 def jsonable(expr: Any) -> Any:
@@ -63,9 +63,20 @@ def jsonable(expr: Any) -> Any:
     return _sstr(expr)
 
 
+#: Beyond this many distinct symbols an expression prints its sums in sympy's stored order.
+ORDER_SYMBOLS = 64
+
+
 @lru_cache(maxsize=16384)
 def _sstr(expr: Any) -> str:
-    """sympy's text of an expression, memoised (the rows of a repeated stack repeat)."""
+    """sympy's text of an expression, memoised (the rows of a repeated stack repeat).
+
+    sympy orders a sum's terms by their degree in every symbol of the sum: time terms ×
+    symbols, quadratic in a wide model whose 5,000 layers each have a width of their own
+    (most of a minute for one total).  Past ORDER_SYMBOLS symbols the sums print in the
+    order sympy stores them (canonical and deterministic too, only not by degree)."""
+    if isinstance(expr, sympy.Basic) and len(expr.free_symbols) > ORDER_SYMBOLS:
+        return sympy.sstr(expr, order="none")
     return sympy.sstr(expr)
 
 
@@ -104,25 +115,49 @@ def render_template(name: str, template_dir: str | None = None, **context) -> st
     return environment(template_dir).get_template(name).render(**context)
 
 
+#: Longest per-layer cell of the text table.
+MAX_CELL = 120
+
+
 def text_table(report) -> str:
     """torchinfo-style plain table: one row per layer, a totals row, then the other totals."""
     header = ("layer", "op", "output shape", "params", "MACs", "FLOPs")
     rows = []
+    shown: dict = {}  # a block's breakdown -> the row that showed it
+    cut = []
+
+    def cell(text):  # per-layer cells are cut at MAX_CELL: n strided layers would print n² characters
+        if len(text) <= MAX_CELL:
+            return text
+        cut.append(text)
+        return text[:MAX_CELL - 1] + "…"
 
     def add_rows(rep, indent=""):
         for r in rep.rows:
             op = r.op if r.children is None else f"{r.op} ×{number(r.repeat)}"
-            rows.append((indent + r.name, op, shape_text(r.shape), number(r.cost.params),
-                         number(r.cost.macs), number(r.cost.flops)))
+            rows.append((indent + r.name, op, *(cell(x) for x in (
+                shape_text(r.shape), number(r.cost.params), number(r.cost.macs), number(r.cost.flops)))))
             if r.children is not None:
-                add_rows(r.children, indent + "  ")
+                # A block used again on the same shapes is broken down once: its uses can be
+                # exponentially many (each block using the one before twice).
+                key = id(r.children.analysis)
+                if key in shown:
+                    rows.append((f"{indent}  (layers as in {shown[key]!r} above)",))
+                else:
+                    shown[key] = (indent + r.name).strip()
+                    add_rows(r.children, indent + "  ")
 
     add_rows(report)
     total = ("total", "", shape_text(report.output_shapes[0]) if report.output_shapes else "",
              number(report.params), number(report.macs), number(report.flops))
-    widths = [max(len(str(x[i])) for x in [header, total, *rows]) for i in range(len(header))]
+    # Columns are as wide as their cells up to MAX_CELL: a longer total overflows its line
+    # instead of padding every row to its length (quadratic in a wide model).
+    widths = [max(min(len(str(x[i])), MAX_CELL) for x in [header, total, *rows] if len(x) > 1)
+              for i in range(len(header))]
 
     def line(cells):
+        if len(cells) == 1:  # a note under a block's row
+            return cells[0]
         return "  ".join(
             str(c).ljust(w) if i < 3 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
         ).rstrip()
@@ -146,5 +181,8 @@ def text_table(report) -> str:
     out += [f"{k.ljust(w)}  {number(v)}" for k, v in extra]
     out.append(f"{'ops by kind'.ljust(w)}  {ops_text or '0'}")
     for expr, what in report.conditions:
-        out.append(f"{'condition'.ljust(w)}  {sympy.sstr(expr)} >= 1  ({what})")
+        out.append(f"{'condition'.ljust(w)}  {cell(_sstr(expr))} >= 1  ({cell(what)})")
+    if cut:
+        out.append(f"({len(cut)} cells longer than {MAX_CELL} characters are cut at …; "
+                   "--format json gives them in full)")
     return "\n".join(out) + "\n"
