@@ -29,8 +29,8 @@ def floor_div(n, d):
     ⌊(⌊p/q⌋ + r)/d⌋ = ⌊(p/q + r)/d⌋ = ⌊(p + r·q)/(q·d)⌋.  A chain of n strided layers
     thus gives one floor, not n nested ones -- which sympy re-simplified at every layer
     (a 50-layer chain took seconds per layer) and whose depth ended in RecursionError."""
-    if isinstance(n, sympy.Add) and d.is_integer and d.is_positive:
-        floors = [t for t in n.args if isinstance(t, sympy.floor)]
+    if d.is_integer and d.is_positive:
+        floors = [t for t in sympy.Add.make_args(n) if isinstance(t, sympy.floor)]
         if len(floors) == 1:
             r = n - floors[0]
             p, q = floors[0].args[0].as_numer_denom()
@@ -46,7 +46,7 @@ def _floor(x):
         return sympy.floor(x)
     whole, rest = [], []
     for t in sympy.Add.make_args(x):
-        (whole if whole_polynomial(t) else rest).append(t)
+        (whole if whole_polynomial(t) or isinstance(t, (sympy.floor, sympy.ceiling)) else rest).append(t)
     return sympy.Add(*whole, *([sympy.floor(sympy.Add(*rest), evaluate=False)] if rest else []))
 
 
