@@ -81,6 +81,19 @@ def expand(expr: sympy.Expr) -> sympy.Expr:
     ))
 
 
+def polynomial(expr: sympy.Expr) -> bool:
+    """Whether ``expr`` is a polynomial in its symbols (what :func:`expand` multiplies out in linear time)."""
+    return _monomials(expr) is not None
+
+
+def whole_polynomial(expr: sympy.Expr) -> bool:
+    """Whether ``expr`` is a polynomial with integer coefficients in integer symbols: a whole
+    number for every value of the sizes (floor(u) + r = floor(u + r) for such an r)."""
+    terms = _monomials(expr)
+    return terms is not None and all(
+        c.denominator == 1 and all(s.is_integer and e > 0 for s, e in m) for m, c in terms.items())
+
+
 def _monomials(e) -> dict | None:
     """{frozenset((symbol, exponent), ...): Fraction coefficient} of a polynomial, or None."""
     if e.is_Symbol:

@@ -22,15 +22,19 @@ from typing import Any, Iterable, Mapping, Sequence
 import networkx as nx
 import sympy
 
-from .cost import Cost
+from .cost import Cost, expand, polynomial
 from .errors import ShapeError, SpecError, SymcostError, nearest
 from .layers.base import Args, LayerKind, Shape, fmt_shape, get_kind, numel, same
 from .sizes import NAME_RE, check_concrete, to_size
 
 ONE = sympy.Integer(1)
 MAX_ID = 100
+MAX_BLOCK_DEPTH = 100  # blocks used inside blocks: deeper nesting is refused (each level is Python recursion)
 ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,%d}\Z" % (MAX_ID - 1))
 ZERO = sympy.Integer(0)
+
+
+_ACTIVE: list = []  # the models whose analyze() is running, outermost first
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class Analysis:
     input_shapes: Mapping[str, Shape]
     nodes: tuple[NodeResult, ...]
     outputs: tuple[str, ...]
+    _memo: dict = field(default_factory=dict, compare=False, repr=False)  # derived once: its timing response
 
     @property
     def total(self) -> Cost:
@@ -90,14 +95,17 @@ class Analysis:
     def conditions(self) -> list[tuple[sympy.Expr, str]]:
         """(expr, "layer 'id': what") for every symbolic size that must be >= 1; inside a
         block the path names the block use first: "layer 'blocks' > 'up': what"."""
-        return self._conditions("layer ")
+        return self._conditions("layer ", set())
 
-    def _conditions(self, path: str) -> list[tuple[sympy.Expr, str]]:
+    def _conditions(self, path: str, seen: set) -> list[tuple[sympy.Expr, str]]:
+        # A block used several times on the same shapes has one analysis, listed at its first
+        # use: its conditions are the same at every use (and the uses can be exponentially many).
         out = []
         for n in self.nodes:
             out.extend((e, f"{path}{n.id!r}: {what}") for e, what in n.conditions)
-            if n.children is not None:
-                out.extend(n.children._conditions(f"{path}{n.id!r} > "))
+            if n.children is not None and id(n.children) not in seen:
+                seen.add(id(n.children))
+                out.extend(n.children._conditions(f"{path}{n.id!r} > ", seen))
         return out
 
     def output_shapes(self) -> list[Shape]:
@@ -143,6 +151,7 @@ class Model:
         self._order: list[str] = []
         self._outputs: list[str] | None = None
         self._cache: dict = {}
+        self._analyzing = False  # inside its own analyze(): a use of itself is a cycle
         self._next_id: dict[str, int] = {}  # op -> next number for an automatic id (conv2d1, conv2d2 ...)
         if inputs is None:
             inputs = {}
@@ -170,6 +179,8 @@ class Model:
             raise SpecError(f"block {name!r} is defined twice")
         if not NAME_RE.match(name):
             raise SpecError(f"{name!r} is not a valid block name")
+        if block is self:
+            raise SpecError(f"block {name!r} is the model itself: a model cannot contain itself")
         self.blocks[name] = block
         self._cache.clear()
 
@@ -282,6 +293,20 @@ class Model:
         key = tuple((k, tuple(v)) for k, v in shapes.items())
         if key in self._cache:
             return self._cache[key]
+        if self._analyzing:  # a cycle of blocks (a.add_block(b), b.add_block(a), each used)
+            raise SpecError(f"block {self.name!r} contains itself (through the blocks it uses)")
+        if len(_ACTIVE) >= MAX_BLOCK_DEPTH:
+            raise SpecError(f"blocks are nested more than {MAX_BLOCK_DEPTH} levels deep")
+        self._analyzing = True
+        _ACTIVE.append(self)
+        try:
+            analysis = self._analyze(shapes, key)
+        finally:
+            self._analyzing = False
+            _ACTIVE.pop()
+        return analysis
+
+    def _analyze(self, shapes: dict, key: tuple) -> Analysis:
         self._validate()
         timing: dict[str, tuple] = {name: (ZERO, ZERO) for name in shapes}
         out_shape: dict[str, Shape] = dict(shapes)
@@ -428,19 +453,37 @@ def smax(values: Iterable) -> sympy.Expr:
     return terms[0] if len(terms) == 1 else sympy.Max(*terms)
 
 
+# A block's output timing as a function of its input's: expressions in these two
+# placeholders (the input's first and last step), derived once per analysed block.
+_START, _END = sympy.Dummy("start_in"), sympy.Dummy("end_in")
+
+
+def _response(inner: Analysis) -> tuple:
+    """(first, last) step of a block's output in terms of its input's (_START, _END),
+    derived once per analysed block and kept on it: a block used k times, or nested d
+    levels deep, is walked once -- not k times, nor 2**d times (each repetition used to
+    walk its block again, recursively)."""
+    memo = inner._memo
+    if "response" not in memo:
+        timing = {name: (_START, _END) for name in inner.input_shapes}
+        for n in inner.nodes:
+            node = inner.model.node(n.id)
+            s = smax(timing[i][0] for i in node.inputs)
+            e = smax(timing[i][1] for i in node.inputs)
+            if node.kind is not None:
+                timing[n.id] = node.kind.timing(n.quantities, s, e)
+            else:
+                timing[n.id] = _repeat_timing(n.children, n.repeat, s, e)
+        outs = [timing[o] for o in inner.outputs]
+        memo["response"] = (smax(o[0] for o in outs), smax(o[1] for o in outs))
+    return memo["response"]
+
+
 def _retime(inner: Analysis, start_in, end_in) -> tuple:
     """(first, last) step of a block's output when its input is ready at (start_in, end_in)."""
-    timing = {name: (start_in, end_in) for name in inner.input_shapes}
-    for n in inner.nodes:
-        node = inner.model.node(n.id)
-        s = smax(timing[i][0] for i in node.inputs)
-        e = smax(timing[i][1] for i in node.inputs)
-        if node.kind is not None:
-            timing[n.id] = node.kind.timing(n.quantities, s, e)
-        else:
-            timing[n.id] = _repeat_timing(n.children, n.repeat, s, e)
-    outs = [timing[o] for o in inner.outputs]
-    return smax(o[0] for o in outs), smax(o[1] for o in outs)
+    first, last = _response(inner)
+    values = {_START: start_in, _END: end_in}
+    return first.xreplace(values), last.xreplace(values)
 
 
 def _repeat_timing(inner: Analysis, n, start_in, end_in) -> tuple:
@@ -451,4 +494,10 @@ def _repeat_timing(inner: Analysis, n, start_in, end_in) -> tuple:
     if n == 1:
         return s1, e1
     s2, e2 = _retime(inner, s1, e1)
-    return s1 + (n - 1) * (s2 - s1), e1 + (n - 1) * (e2 - e1)
+    return _poly(s1 + (n - 1) * _poly(s2 - s1)), _poly(e1 + (n - 1) * _poly(e2 - e1))
+
+
+def _poly(expr):
+    """A polynomial step count multiplied out (linear time): nested symbolic repeats would
+    otherwise nest s1 + (n − 1)·(s2 − s1) into an expression that doubles at every level."""
+    return expand(expr) if polynomial(expr) else expr

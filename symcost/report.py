@@ -15,7 +15,6 @@ import sympy
 from .cost import OP_KINDS, Cost, tidy
 from .errors import ShapeError, SizeError, SymbolError, nearest
 from .graph import Analysis, NodeResult
-from .layers.base import fmt_shape, numel
 from .sizes import symbol, to_size
 from .substitution import Rename, resolve
 
@@ -313,7 +312,7 @@ class Report:
             "steps": jsonable(self.steps),
             "memory_bytes": {k: jsonable(v) for k, v in self.memory_bytes.items()},
             "conditions": [f"{jsonable(e)} >= 1  ({what})" for e, what in self.conditions],
-            "layers": [_row_dict(r) for r in self.rows],
+            "layers": _rows_dict(self.rows, {}),
         }
 
     def to_json(self, indent: int = 2) -> str:
@@ -452,18 +451,37 @@ def _divisor_checks(expr: sympy.Expr, where: str, what: str) -> list[Check]:
     return [Check(d, where, f"{what} divides by {d}", "nonzero") for d in found]
 
 
-def _quantity_symbols(a: Analysis) -> set:
+def _quantity_symbols(a: Analysis, seen: set | None = None) -> set:
     """Symbols in any layer's arguments, even those its counts do not depend on
     (a dilation under padding='same'): setting them is allowed, not an error."""
+    seen = set() if seen is None else seen
+    seen.add(id(a))  # each block's analysis once, however many uses it has
     found: set = set()
     for n in a.nodes:
         for v in n.quantities.values():
             for e in v if isinstance(v, tuple) else (v,):
                 if isinstance(e, sympy.Basic):
                     found |= e.free_symbols
-        if n.children is not None:
-            found |= _quantity_symbols(n.children)
+        if n.children is not None and id(n.children) not in seen:
+            found |= _quantity_symbols(n.children, seen)
     return found
+
+
+def _rows_dict(rows, shown: dict, path: str = "") -> list[dict[str, Any]]:
+    """A block used again on the same shapes gives its layers once: later uses name the
+    first (``"layers_as": "outer.inner"``), as their uses can be exponentially many."""
+    out = []
+    for r in rows:
+        d = _row_dict(r)
+        if r.children is not None:
+            key = id(r.children.analysis)
+            if key in shown:
+                d["layers_as"] = shown[key]
+            else:
+                shown[key] = path + r.name
+                d["layers"] = _rows_dict(r.children.rows, shown, path + r.name + ".")
+        out.append(d)
+    return out
 
 
 def _row_dict(r: Row) -> dict[str, Any]:
@@ -483,5 +501,4 @@ def _row_dict(r: Row) -> dict[str, Any]:
     }
     if r.children is not None:
         d["repeat"] = jsonable(r.repeat)
-        d["layers"] = [_row_dict(c) for c in r.children.rows]
     return d

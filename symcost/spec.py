@@ -297,10 +297,13 @@ def load(source: str | os.PathLike) -> Model:
 def load_file(path: str | os.PathLike, label: str | None = None) -> Model:
     label = label or os.fspath(path)
     try:
-        size = os.path.getsize(path)
-        if size > MAX_FILE_BYTES:
-            raise SpecError(f"file is {size:,} bytes, larger than the limit of {MAX_FILE_BYTES:,}")
-        text = Path(path).read_text(encoding="utf-8")
+        # Read at most one byte past the limit: the size on disk says nothing about /dev/zero
+        # or a pipe (getsize gives 0), which would otherwise be read until memory runs out.
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise SpecError(f"file is larger than the limit of {MAX_FILE_BYTES:,} bytes")
+        text = data.decode("utf-8")
     except SymcostError as err:
         raise err.at(label) from None
     except (OSError, UnicodeDecodeError) as err:

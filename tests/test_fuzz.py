@@ -463,3 +463,72 @@ def test_api_values_become_symcost_sizes_or_one_line_size_errors(value):
     assert not expr.has(sympy.Float, sympy.zoo, sympy.nan, sympy.oo, sympy.I, sympy.pi)
     if not expr.free_symbols:
         assert expr.is_Integer and expr >= 1
+
+
+# Nested blocks against their unrolled count
+
+PRIMITIVES = {"linear": "{out_features: D}", "relu": "{}"}  # on [D]: D² + D and 0 parameters, one step each
+REPEATS = st.one_of(st.integers(1, 3).map(str), st.sampled_from(["N", "M"]))
+
+
+@st.composite
+def nested_block_specs(draw):
+    """Blocks b0..b(d-1), each a chain of primitives and uses of earlier blocks (the same block
+    may be used several times, each use repeated a concrete or symbolic number of times)."""
+    depth = draw(st.integers(1, 7))
+    item = lambda i: st.one_of(st.sampled_from(sorted(PRIMITIVES)).map(lambda op: (op, None)),
+                               *([st.tuples(st.integers(0, i - 1).map(lambda j: f"b{j}"), REPEATS)] if i else []))
+    bodies = [draw(st.lists(item(i), min_size=1, max_size=3)) for i in range(depth)]
+    top = draw(st.lists(item(depth), min_size=1, max_size=3))
+    return bodies, top
+
+
+def _spec_text(bodies, top) -> str:
+    def chain(items, indent):
+        return "".join(f"{indent}- {op}: {PRIMITIVES[op]}\n" if rep is None else f"{indent}- {op}: {{repeat: {rep}}}\n"
+                       for op, rep in items)
+
+    text = "name: nested\ninput: [D]\nblocks:\n"
+    for i, body in enumerate(bodies):
+        text += f"  b{i}:\n    inputs: [x]\n    layers:\n" + chain(body, "      ")
+    return text + "layers:\n" + chain(top, "  ")
+
+
+def _unrolled(bodies, items, values=None):
+    """(linear layers, all layers) of a chain, counted by walking it -- symbolic products of the
+    repeats, or with ``values`` the primitive ops in order (the flattened model)."""
+    flat, lin, total = [], sympy.Integer(0), sympy.Integer(0)
+    for op, rep in items:
+        if rep is None:
+            flat.append(op)
+            lin, total = lin + int(op == "linear"), total + 1
+            continue
+        n = sympy.Integer(int(rep)) if rep.isdigit() else (values[rep] if values else symbol(rep))
+        inner = _unrolled(bodies, bodies[int(op[1:])], values)
+        if values:
+            flat.extend(inner[2] * int(n))
+        lin, total = lin + n * inner[0], total + n * inner[1]
+    return lin, total, flat
+
+
+@settings(FUZZ, deadline=10_000)  # a hang guard: 2**d walks of a block used to take minutes
+@given(nested_block_specs(), st.integers(1, 3), st.integers(1, 3))
+def test_nested_blocks_equal_their_unrolled_count(spec, n, m):
+    from symcost import load
+
+    bodies, top = spec
+    report = load(_spec_text(bodies, top)).cost()
+    lin, total, _ = _unrolled(bodies, top)
+    D = symbol("D")
+    assert sympy.expand(report.params - lin * (D**2 + D)) == 0
+    assert sympy.expand(report.macs - lin * D**2) == 0
+    assert sympy.expand(report.steps - total) == 0  # a chain: one step per layer application
+    # The flattened model (no blocks), with the repeats given values, costs the same.
+    values = {"N": n, "M": m}
+    _, count, flat = _unrolled(bodies, top, values)
+    assume(0 < count <= 300)
+    flat_model = load("name: flat\ninput: [D]\nlayers:\n" + "".join(f"  - {op}: {PRIMITIVES[op]}\n" for op in flat))
+    given_values = {k: v for k, v in values.items() if k in report.known_names()}
+    nested = report.subs(given_values) if given_values else report
+    flat_report = flat_model.cost()
+    assert nested.total == flat_report.total and sympy.expand(nested.steps - flat_report.steps) == 0

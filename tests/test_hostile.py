@@ -1534,3 +1534,189 @@ def test_derive_of_a_long_chain_of_distinct_layers_is_bounded(spec, tmp_path):
     r = run("derive", path, "--format", "html", "-o", str(tmp_path / "out.html"))
     assert r.code == 0, r.err
     assert r.seconds < 60, r.seconds
+
+
+# ------------------------------------------------------------------------------------------------
+# Size of the work: nested blocks, wide and deep symbolic specs, unbounded files (issue 13)
+
+def guarded(fn, *args, seconds: float = 60.0):
+    """fn(*args) in a forked process, killed after ``seconds``: a hang (or a read of /dev/zero
+    until memory runs out) fails the test instead of stalling the suite.  A generous guard
+    where the bug was a hang, not a timing."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=lambda: queue.put(fn(*args)))
+    proc.start()
+    try:
+        return queue.get(timeout=seconds)  # before join: a large result fills the pipe
+    except Exception:  # noqa: BLE001 - queue.Empty: it hung, or died
+        pytest.fail(f"{fn.__name__} did not finish within {seconds:.0f} s (exit code {proc.exitcode})")
+    finally:
+        proc.kill()
+        proc.join()
+
+
+def nested_blocks(depth: int, repeat="2", uses: int = 1) -> str:
+    """b0 is one linear D -> D; b(i) uses b(i-1) ``uses`` times in a row, each repeated ``repeat`` times."""
+    text = "name: nested\ninput: [D]\nblocks:\n  b0:\n    inputs: [x]\n    layers:\n      - linear: {out_features: D}\n"
+    for i in range(1, depth + 1):
+        text += f"  b{i}:\n    inputs: [x]\n    layers:\n" + f"      - b{i - 1}: {{repeat: {repeat}}}\n" * uses
+    return text + f"layers:\n  - b{depth}: {{}}\n"
+
+
+def _cost_outputs(path):
+    results = [run("cost", path, "--format", fmt) for fmt in ("table", "json")]
+    return [(r.code, r.err, r.out) for r in results]
+
+
+@pytest.mark.parametrize("repeat, uses", [("2", 1), ("1", 2)])
+def test_nested_blocks_cost_once_per_distinct_block(spec, repeat, uses):
+    """18 nested `repeat: 2` blocks (or each block using the one before twice) are 2**18 linear
+    layers: the timing walked each block twice per level (2**18 walks), and the table and JSON
+    broke every use down again.  Checked against the unrolled count: 2**18 layers of D² + D
+    parameters, one step each."""
+    import json
+
+    path = spec(nested_blocks(18, repeat, uses))
+    (code, err, table), (jcode, jerr, text) = guarded(_cost_outputs, path)
+    assert code == 0 and jcode == 0, (err, jerr)
+    d = json.loads(text)
+    assert d["params"] == f"{2**18}*D**2 + {2**18}*D" and d["steps"] == 2**18
+    assert table.count("\n") < 200  # a block used again is shown once: "(layers as in ... above)"
+    if uses == 2:
+        assert "layers as in" in table and '"layers_as"' in text
+
+
+def test_nested_symbolic_repeats_keep_steps_small():
+    """60 blocks nested, each repeating the one below N times: N**60 layers and N**60 steps.
+    s1 + (N − 1)·(s2 − s1) used to nest into an expression that doubled at every level."""
+    import sympy
+
+    def steps():
+        report = load(nested_blocks(60, "N")).cost()
+        return str(report.steps), str(report.params)
+
+    s, p = guarded(steps)
+    N, D = sympy.symbols("N D")
+    assert s == "N**60" and sympy.expand(sympy.sympify(p, locals={"N": N, "D": D}) - N**60 * (D**2 + D)) == 0
+
+
+def test_blocks_nested_beyond_the_limit_are_refused_in_one_line(spec):
+    """400 nested blocks were a RecursionError (exit 1); the limit is graph.MAX_BLOCK_DEPTH."""
+    from symcost.graph import MAX_BLOCK_DEPTH
+
+    refused(run("cost", spec(nested_blocks(400, "1"))), f"nested more than {MAX_BLOCK_DEPTH} levels deep")
+    ok = run("cost", spec(nested_blocks(MAX_BLOCK_DEPTH - 2, "1"), "ok.yaml"), "--format", "json")
+    assert ok.code == 0, ok.err
+    assert run("derive", spec(nested_blocks(MAX_BLOCK_DEPTH - 2, "1"), "ok.yaml")).code == 0
+
+
+def test_a_model_cannot_be_a_block_of_itself():
+    """add_block of a model into itself (or two into each other) recursed until RecursionError."""
+    from symcost import Model
+
+    m = Model("m", inputs={"x": ["D"]})
+    with pytest.raises(SpecError, match="cannot contain itself"):
+        m.add_block("me", m)
+    a, b = Model("a", inputs={"x": ["D"]}), Model("b", inputs={"x": ["D"]})
+    a.add_block("b", b)
+    b.add_block("a", a)
+    a.add("b")
+    b.add("a")
+    with pytest.raises(SpecError, match="contains itself") as err:
+        a.cost()
+    assert "\n" not in str(err.value)
+
+
+def test_devices_are_read_with_a_bound():
+    """`symcost cost /dev/zero` read until 3.7 GB and MemoryError: the size check used getsize (0)."""
+    result = guarded(lambda: (lambda r: (r.code, r.out, r.err))(run("cost", "/dev/zero")))
+    refused(Result(*result, 0.0), "/dev/zero", "larger than the limit")
+
+
+def test_pipes_are_read_with_a_bound(tmp_path):
+    """`yes | symcost cost /dev/stdin`: an endless pipe is refused after MAX_FILE_BYTES + 1 bytes."""
+    import os
+    import threading
+
+    fifo = str(tmp_path / "pipe")
+    os.mkfifo(fifo)
+
+    def yes():
+        with open(fifo, "wb") as f:
+            try:
+                while True:
+                    f.write(b"y\n" * 65536)
+            except (BrokenPipeError, OSError):
+                pass
+
+    def read():
+        threading.Thread(target=yes, daemon=True).start()
+        r = run("cost", fifo)
+        return r.code, r.out, r.err
+
+    refused(Result(*guarded(read), 0.0), "larger than the limit")
+
+
+def _wide(n: int) -> str:
+    return "name: wide\ninput: [W0]\nlayers:\n" + "".join(f"  - linear: {{out_features: W{i}}}\n" for i in range(1, n + 1))
+
+
+def test_wide_symbolic_models_print_in_linear_size():
+    """2,000 linear layers of distinct widths: sympy ordered each total's terms by their degree in
+    all 2,000 symbols (quadratic), and every table row was padded to the width of the totals
+    (295 MB of table).  The totals are still exact: Σ W(i−1)·W(i) + W(i) parameters."""
+    import sympy
+
+    n = 2000
+
+    def table():
+        report = load(_wide(n)).cost()
+        W = [sympy.Symbol(f"W{i}", integer=True, positive=True) for i in range(n + 1)]
+        unrolled = sympy.Add(*(W[i - 1] * W[i] + W[i] for i in range(1, n + 1)))
+        return len(report.table()), sympy.expand(report.params - unrolled) == 0
+
+    size, exact = guarded(table)
+    assert exact and size < 1000 * n, size
+
+
+def _conv_chain(n: int, stride) -> str:
+    return ("name: chain\ninput: [C, M]\nlayers:\n"
+            + f"  - conv1d: {{out_channels: C, kernel_size: W, stride: {stride}}}\n" * n)
+
+
+@pytest.mark.parametrize("n, stride", [(200, 2), (60, "S")])
+def test_chains_of_strided_convolutions_stay_one_floor_deep(n, stride):
+    """100 conv1d of stride 2 ended in RecursionError, 50 of stride S took seconds per layer:
+    each output length nested the previous one in a floor sympy re-simplified.  Now
+    ⌊(⌊u⌋ + r)/S⌋ = ⌊(u + r)/S⌋ keeps one floor; the length agrees with the layers' integer
+    recursion M ← (M − W)//S + 1 applied n times."""
+    import random
+
+    import sympy
+
+    def shape():
+        report = load(_conv_chain(n, stride)).cost()
+        rows = report.rows
+        # the fitted table at 100 columns: per-layer cells are cut at MAX_CELL and wrapped, so its
+        # size per layer is bounded (a quadratic table would be ~n·n·60 characters)
+        return str(report.output_shapes[0][1]), len(report.table(width=100)), len(rows)
+
+    out, table_size, rows = guarded(shape)
+    # linear in n for a concrete stride; a symbolic one has n terms S**k in the n-th length
+    assert rows == n and out.count("floor") == 1 and table_size < (5000 if stride == 2 else 10_000) * n
+    names = {k: sympy.Symbol(k, integer=True, positive=True) for k in "MWS"}
+    length = sympy.sympify(out, locals=names)
+    rng = random.Random(13)
+    for _ in range(20):
+        w, s = rng.randint(1, 3), (2 if stride == 2 else rng.randint(1, 3))
+        m = expected = rng.randint(w, 10**70)
+        for _ in range(n):
+            if expected < w:
+                break
+            expected = (expected - w) // s + 1
+        else:
+            got = length.subs({names["M"]: m, names["W"]: w, names["S"]: s})
+            assert got == expected, (m, w, s, got, expected)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sympy
 
-from ..cost import Cost, ops
+from ..cost import Cost, expand, ops, whole_polynomial
 from ..errors import ShapeError
 from .base import (Arg, LayerKind, Quantities, fmt_shape, numel, register, require_divisible,
                    require_positive, require_rank, same)
@@ -20,7 +20,34 @@ AXES = (("M", "W"), ("N", "H"), ("L", "R"))
 
 def conv_out(M, W, S, P, D):
     """PyTorch's output length: M1 = ⌊(M + 2P − D(W − 1) − 1)/S⌋ + 1 (the notes' ⌊(M − W + 2P)/S⌋ + 1 when D = 1)."""
-    return sympy.floor((M + 2 * P - D * (W - 1) - 1) / S) + 1
+    return floor_div(M + 2 * P - D * (W - 1) - 1, S) + 1
+
+
+def floor_div(n, d):
+    """⌊n/d⌋ of a whole number n by a whole d ≥ 1, kept one floor deep: when n is ⌊p/q⌋ + r
+    (the length a strided layer before produced) with r a whole number,
+    ⌊(⌊p/q⌋ + r)/d⌋ = ⌊(p/q + r)/d⌋ = ⌊(p + r·q)/(q·d)⌋.  A chain of n strided layers
+    thus gives one floor, not n nested ones -- which sympy re-simplified at every layer
+    (a 50-layer chain took seconds per layer) and whose depth ended in RecursionError."""
+    if d.is_integer and d.is_positive:
+        floors = [t for t in sympy.Add.make_args(n) if isinstance(t, sympy.floor)]
+        if len(floors) == 1:
+            r = n - floors[0]
+            p, q = floors[0].args[0].as_numer_denom()
+            if whole_polynomial(r) and q.is_integer and q.is_positive:
+                return _floor(expand(p + r * q) / (q * d))
+    return _floor(n / d)
+
+
+def _floor(x):
+    """⌊x⌋ with its whole-number terms taken out, as sympy's floor does, but without asking
+    sympy's assumptions about the rest (most of the time of a long chain of strided layers)."""
+    if not x.free_symbols:
+        return sympy.floor(x)
+    whole, rest = [], []
+    for t in sympy.Add.make_args(x):
+        (whole if whole_polynomial(t) or isinstance(t, (sympy.floor, sympy.ceiling)) else rest).append(t)
+    return sympy.Add(*whole, *([sympy.floor(sympy.Add(*rest), evaluate=False)] if rest else []))
 
 
 def conv_transpose_out(M, W, S, P, D, OP):

@@ -58,7 +58,7 @@ def number(expr: Any) -> str:
     """A concrete integer with thousands separators; anything else as sympy prints it."""
     if isinstance(expr, int) or getattr(expr, "is_Integer", False):
         return f"{int(expr):,}"
-    return sympy.sstr(expr)
+    return _sstr(expr)
 
 
 def jsonable(expr: Any) -> Any:
@@ -68,9 +68,20 @@ def jsonable(expr: Any) -> Any:
     return _sstr(expr)
 
 
+#: Beyond this many distinct symbols an expression prints its sums in sympy's stored order.
+ORDER_SYMBOLS = 64
+
+
 @lru_cache(maxsize=16384)
 def _sstr(expr: Any) -> str:
-    """sympy's text of an expression, memoised (the rows of a repeated stack repeat)."""
+    """sympy's text of an expression, memoised (the rows of a repeated stack repeat).
+
+    sympy orders a sum's terms by their degree in every symbol of the sum: time terms ×
+    symbols, quadratic in a wide model whose 5,000 layers each have a width of their own
+    (most of a minute for one total).  Past ORDER_SYMBOLS symbols the sums print in the
+    order sympy stores them (canonical and deterministic too, only not by degree)."""
+    if isinstance(expr, sympy.Basic) and len(expr.free_symbols) > ORDER_SYMBOLS:
+        return sympy.sstr(expr, order="none")
     return sympy.sstr(expr)
 
 

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import shutil
 
-import sympy
-
-from . import number, shape_text
+from . import _sstr, number, shape_text
 
 #: The width when the output is not a terminal and COLUMNS is unset (a pipe, a file, a notebook).
 DEFAULT_WIDTH = 100
@@ -39,6 +37,7 @@ MIN_WIDTH = 40
 
 GLUE = "*×/(_"  # a line broken after one of these continues without a space
 HEADER = ("layer", "op", "output shape", "params", "MACs", "FLOPs")
+MAX_CELL = 400  # the longest per-layer cell (the zoo's longest is 250): longer ones are cut (--format json has them whole)
 _NAME = 0  # the layer names' column, never wrapped
 _HANG_MIN = 20  # the least room beside a total's name; with less, the value goes under it
 
@@ -53,14 +52,30 @@ def text_table(report, width: int | None = None, *, wide: bool = False) -> str:
     fitted to ``width`` (default :func:`terminal_width`) unless ``wide``."""
     limit = None if wide else max(MIN_WIDTH, terminal_width() if width is None else int(width))
     rows = []
+    notes: dict[int, str] = {}  # row index -> a note printed after it (a block used again)
+    shown: dict = {}  # a block's breakdown -> the row that showed it
+    cut = []
+
+    def cell(text):  # per-layer cells are cut at MAX_CELL: n strided layers would print n² characters
+        if len(text) <= MAX_CELL:
+            return text
+        cut.append(text)
+        return text[:MAX_CELL - 1] + "…"
 
     def add_rows(rep, indent=""):
         for r in rep.rows:
             op = r.op if r.children is None else f"{r.op} ×{number(r.repeat)}"
-            rows.append((indent + r.name, op, shape_text(r.shape), number(r.cost.params),
-                         number(r.cost.macs), number(r.cost.flops)))
+            rows.append((indent + r.name, op, *(cell(x) for x in (
+                shape_text(r.shape), number(r.cost.params), number(r.cost.macs), number(r.cost.flops)))))
             if r.children is not None:
-                add_rows(r.children, indent + "  ")
+                # A block used again on the same shapes is broken down once: its uses can be
+                # exponentially many (each block using the one before twice).
+                key = id(r.children.analysis)
+                if key in shown:
+                    notes[len(rows) - 1] = f"{indent}  (layers as in {shown[key]!r} above)"
+                else:
+                    shown[key] = (indent + r.name).strip()
+                    add_rows(r.children, indent + "  ")
 
     add_rows(report)
     shape = shape_text(report.output_shapes[0]) if report.output_shapes else ""
@@ -68,7 +83,9 @@ def text_table(report, width: int | None = None, *, wide: bool = False) -> str:
     total = ("total", "", shape, *totals)
     extra = []
     header = HEADER
-    widths = [max(len(x[i]) for x in [HEADER, total, *rows]) for i in range(len(HEADER))]
+    # Columns are as wide as their cells up to MAX_CELL: a longer total overflows its line (--wide)
+    # instead of padding every row to its length (quadratic in a wide model).
+    widths = [max(min(len(x[i]), MAX_CELL) for x in [HEADER, total, *rows]) for i in range(len(HEADER))]
     if limit is not None and _span(widths) > limit:  # fitted: the totals go under the table
         total = ("total", "", shape, "", "", "")
         extra = list(zip(("params", "MACs", "FLOPs"), totals))
@@ -79,7 +96,7 @@ def text_table(report, width: int | None = None, *, wide: bool = False) -> str:
             rows = [(*r[:3], _counts(r[3:], widths[3:])) for r in rows]
 
     def line(cells):
-        lines = [c if isinstance(c, list) else wrap(c, w) for c, w in zip(cells, widths)]
+        lines = [c if isinstance(c, list) else wrap(c, w) if limit is not None else [c] for c, w in zip(cells, widths)]
         if isinstance(cells[-1], list):  # stacked: the labels and values of the counts
             lines = [*lines[:-1], [label for label, _ in cells[-1]], [value for _, value in cells[-1]]]
         right = header is HEADER
@@ -92,8 +109,10 @@ def text_table(report, width: int | None = None, *, wide: bool = False) -> str:
 
     rule = "-" * _span(widths)
     out = [f"{report.name}  (batch {number(report.batch)}, {report.dtype})", rule, *line(header), rule]
-    for r in rows:
+    for i, r in enumerate(rows):
         out += line(r)
+        if i in notes:
+            out += wrap(notes[i], limit) if limit is not None else [notes[i]]
     out += [rule, *line(total), rule]
     mem = report.memory_bytes
     extra += [
@@ -108,7 +127,10 @@ def text_table(report, width: int | None = None, *, wide: bool = False) -> str:
     ops_text = ", ".join(f"{k} {number(v)}" for k, v in report.ops.items() if v != 0)
     extra.append(("ops by kind", ops_text or "0"))
     for expr, what in report.conditions:
-        extra.append(("condition", f"{sympy.sstr(expr)} >= 1  ({what})"))
+        extra.append(("condition", f"{cell(_sstr(expr))} >= 1  ({cell(what)})"))
+    if cut:
+        extra.append(("note", f"{len(cut)} cells longer than {MAX_CELL} characters are cut at …; "
+                              "--format json gives them in full"))
     w = max(len(k) for k, _ in extra)
     beside = limit is None or limit - w - 2 >= _HANG_MIN
     for key, value in extra:
