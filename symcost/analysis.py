@@ -477,7 +477,8 @@ def _cells(row: Scaling, tex: bool, label=None) -> list[str]:
             order_fmt(row.params_order), fmt(row.steps), verdict]
 
 
-def comparison_table(rows: Sequence[Scaling], fmt: str = "table", *, title: str = "") -> str:
+def comparison_table(rows: Sequence[Scaling], fmt: str = "table", *, title: str = "",
+                     width: int | None = None) -> str:
     """The comparison as ``table`` (plain text), ``markdown``, ``latex``, ``json`` or ``html``
     (a self-contained page with MathML; ``title`` is then the command that made it)."""
     if fmt == "html":
@@ -501,8 +502,7 @@ def comparison_table(rows: Sequence[Scaling], fmt: str = "table", *, title: str 
         out = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
         out += ["| " + " | ".join(c) + " |" for c in cells]
         return "\n".join(out) + "\n"
-    widths = [max(len(x) for x in col) for col in zip(COLUMNS, *cells)]
-    line = lambda cs: "  ".join(c.ljust(w) for c, w in zip(cs, widths)).rstrip()  # noqa: E731
-    rule = "-" * len(line(COLUMNS))
-    out = ([title] if title else []) + [rule, line(COLUMNS), rule, *map(line, cells), rule]
+    from .render.table import grid  # fitted to the terminal, as the cost table is
+
+    out = ([title] if title else []) + grid(COLUMNS, cells, width)
     return "\n".join(out) + "\n"

@@ -23,7 +23,7 @@ import networkx as nx
 import sympy
 
 from .cost import Cost, expand, polynomial
-from .errors import ShapeError, SpecError, SymcostError, nearest
+from .errors import ShapeError, SpecError, SymcostError, brief, nearest
 from .layers.base import Args, LayerKind, Shape, fmt_shape, get_kind, numel, same
 from .sizes import NAME_RE, check_concrete, to_size
 
@@ -177,8 +177,7 @@ class Model:
         """Register a sub-model usable as an op (``add(name, ..., repeat=n)``)."""
         if name in self.blocks:
             raise SpecError(f"block {name!r} is defined twice")
-        if not NAME_RE.match(name):
-            raise SpecError(f"{name!r} is not a valid block name")
+        check_block_name(name)
         if block is self:
             raise SpecError(f"block {name!r} is the model itself: a model cannot contain itself")
         self.blocks[name] = block
@@ -408,6 +407,18 @@ class Model:
         from .render.rich import model_html
 
         return model_html(self)
+
+
+def check_block_name(name: Any) -> None:
+    """A block's name is a name, and not a layer kind's: a block called ``linear`` would replace
+    the kind for the whole model (YAML specs and :meth:`Model.add_block` alike)."""
+    from .layers import REGISTRY, load_all
+
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise SpecError(f"{brief(name)} is not a valid block name")
+    load_all()
+    if name in REGISTRY:
+        raise SpecError(f"block {name!r} has the name of the layer kind {name!r}; give the block another name")
 
 
 def _check_ties(model: "Model", results: Sequence[NodeResult]) -> None:

@@ -27,7 +27,7 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import SpecError, SymcostError, brief, nearest
-from .graph import Model
+from .graph import Model, check_block_name
 from .sizes import MAX_BITS, symbol
 
 MAX_FILE_BYTES = 1_000_000     # a spec larger than this is refused
@@ -359,7 +359,7 @@ def from_dict(spec: Any) -> Model:
     model = Model(str(name), dims={k: "" if v is None else str(v) for k, v in dims.items()},
                   batch=spec.get("batch", 1), defaults=_defaults(spec.get("defaults"), dims))
     for bname, bspec in (_mapping(spec.get("blocks") or {}, "blocks")).items():
-        _not_a_kind(bname)
+        check_block_name(bname)  # before its body: a block named 'linear' is refused as such
         try:
             model.add_block(str(bname), _block(bspec, model))
         except SymcostError as err:
@@ -367,16 +367,6 @@ def from_dict(spec: Any) -> Model:
     _inputs(spec, model, "the spec")
     _body(spec, model)
     return model
-
-
-def _not_a_kind(bname: Any) -> None:
-    """A block named like a layer kind would replace that kind in the whole spec: refused."""
-    from .layers import REGISTRY, load_all
-
-    load_all()
-    if isinstance(bname, str) and bname in REGISTRY:
-        raise SpecError(f"block {bname!r} has the name of the layer kind {bname!r}; "
-                        "give the block another name")
 
 
 def _defaults(value: Any, dims: Mapping) -> dict:

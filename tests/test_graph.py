@@ -125,3 +125,16 @@ def test_substitution_checks_shapes():
     with pytest.raises(ShapeError, match="layer 'c'"):
         r.subs(M=3)
     assert r.subs(M=5).macs == 2 * 1 * 5
+
+
+def test_add_block_refuses_the_name_of_a_layer_kind():
+    """From Python as from YAML: a block called 'linear' would replace the kind for the whole model."""
+    m = Model("m", inputs={"x": [4]})
+    inner = Model("inner")
+    inner.add_input("x", None)
+    inner.add("relu", "x")
+    with pytest.raises(SpecError, match="block 'linear' has the name of the layer kind 'linear'"):
+        m.add_block("linear", inner)
+    m.add_block("act", inner)  # any other name is a block
+    m.add("act")
+    assert m.cost().activations == 0

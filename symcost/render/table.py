@@ -138,6 +138,28 @@ def text_table(report, width: int | None = None, *, wide: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
+def grid(header, rows, width: int | None = None, *, right: tuple = ()) -> list[str]:
+    """A plain table of text cells between rules, fitted to ``width`` (default
+    :func:`terminal_width`) as the cost table is: columns take what they need up to a common
+    level and their cells wrap (:func:`wrap`); the first column is never broken.  ``right``:
+    the indices of right-aligned columns."""
+    limit = max(MIN_WIDTH, terminal_width() if width is None else int(width))
+    table = [tuple(header), *(tuple(r) for r in rows)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    if _span(widths) > limit:
+        widths = _fit(table, limit)
+
+    def line(cells):
+        lines = [wrap(c, w) for c, w in zip(cells, widths)]
+        return ["  ".join((x[k] if k < len(x) else "").rjust(w) if i in right else
+                          (x[k] if k < len(x) else "").ljust(w)
+                          for i, (x, w) in enumerate(zip(lines, widths))).rstrip()
+                for k in range(max(len(x) for x in lines))]
+
+    rule = "-" * _span(widths)
+    return [rule, *line(table[0]), rule, *(text for r in table[1:] for text in line(r)), rule]
+
+
 #: The stacked view's columns: a layer's three counts one under the other, each on the
 #: full remaining width (when a formula would not fit a column of the table).
 STACKED = ("layer", "op", "output shape", "count", "value")
