@@ -339,3 +339,20 @@ def test_a_long_sum_displays_term_by_term_so_that_it_wraps():
     assert len(terms) > 5 and shown.count("<math") == len(terms) == shown.count('<mo form="infix">') + 1
     assert symcost.load("gpt2").cost()._repr_html_().count(shown) == 1  # in the totals, not in the totals row
     assert math_html(symcost.symbol("T") + 1).count("<math") == 1  # a short sum stays one formula
+
+
+@pytest.mark.parametrize("argv", [
+    ["compare", "dnn", "cnn1d", "cnn2d", "rnn", "attention", "gpt2", "llama", "--in", "T"],
+    ["cost", "gpt2", "--convention", "kaplan"],
+    ["cost", "llama", "--convention", "symcost"],
+])
+@pytest.mark.parametrize("columns", [100, 80])
+def test_the_other_text_tables_fit_the_terminal_too(capsys, monkeypatch, argv, columns):
+    """compare's table and a convention's table fit as the cost table does (compare printed 105
+    columns at 100 and a convention's header was one 120-character line)."""
+    from symcost.cli import main
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= columns, max(out.splitlines(), key=len)

@@ -35,7 +35,7 @@ DEFAULT_WIDTH = 100
 #: Narrower widths are taken as this one (a 6-column table cannot be read below it).
 MIN_WIDTH = 40
 
-GLUE = "*×/(_"  # a line broken after one of these continues without a space
+GLUE = "*×/(_·"  # a line broken after one of these continues without a space
 HEADER = ("layer", "op", "output shape", "params", "MACs", "FLOPs")
 MAX_CELL = 400  # the longest per-layer cell (the zoo's longest is 250): longer ones are cut (--format json has them whole)
 _NAME = 0  # the layer names' column, never wrapped
@@ -224,11 +224,11 @@ def _hanging(head: str, value: str, limit: int | None, beside: bool) -> list[str
 
 
 def _atoms(word: str, width: int | None = None) -> list[str]:
-    """``word`` cut after each ``*`` (not inside ``**``), ``×``, ``/`` and ``(``; a piece still
+    """``word`` cut after each ``*`` (not inside ``**``), ``×``, ``·``, ``/`` and ``(``; a piece still
     longer than ``width`` (a long name) is cut after its underscores too."""
     out, start = [], 0
     for i, ch in enumerate(word):
-        if ch in "*×/(" and i + 1 < len(word) and not (ch == "*" and "*" in (word[i + 1], word[i - 1:i])):
+        if ch in "*×·/(" and i + 1 < len(word) and not (ch == "*" and "*" in (word[i + 1], word[i - 1:i])):
             out.append(word[start:i + 1])
             start = i + 1
     out.append(word[start:])
