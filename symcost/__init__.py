@@ -23,6 +23,8 @@ The public API:
     Cost                the frozen record of one count: params, activations, macs, ops, fma_ops
     OP_KINDS            the operation kinds counted: mul, add, div, cmp, exp, tanh, erf, sqrt
     latex(expr)         an expression as LaTeX in symcost's notation
+    show(expr)          an expression displayed in Jupyter as symcost prints it (MathML, LaTeX);
+                        a Report, Model, derivation or comparison displays as an HTML table itself
     parse_size(text)    a size from text, through the restricted size grammar (never eval)
     symbol(name)        the positive-integer sympy symbol symcost uses for a size name
     SymcostError        the base of every user error: SpecError (a spec), ShapeError (shapes
