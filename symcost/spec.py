@@ -129,12 +129,31 @@ class _Loader(yaml.SafeLoader):
             if key in seen:
                 raise SpecError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
             seen.add(key)
-        if merges:
-            yaml.constructor.SafeConstructor.flatten_mapping(self, node)
-            pairs: dict = {}
-            for key_node, value_node in node.value:  # the last value of a key, at its first place
-                pairs[self._key(key_node)] = (key_node, value_node)
-            node.value = list(pairs.values())
+        if not merges:
+            return
+        # Flattened here rather than by PyYAML, whose order of merged pairs changed in 6.0.4
+        # (its own result is the same, ours was not): the first merged mapping wins, then the
+        # mapping's own keys override.
+        own, sources = [], []
+        for key_node, value_node in node.value:
+            if key_node.tag != MERGE_TAG:
+                own.append((key_node, value_node))
+                continue
+            subs = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for sub in subs:
+                if not isinstance(sub, yaml.MappingNode):  # reported as the loader's other errors are
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"expected a mapping for merging, but found {sub.id}", sub.start_mark)
+                self.flatten_mapping(sub)
+                sources.append(sub)
+        pairs: dict = {}
+        for sub in sources:
+            for key_node, value_node in sub.value:
+                pairs.setdefault(self._key(key_node), (key_node, value_node))
+        for key_node, value_node in own:
+            pairs[self._key(key_node)] = (key_node, value_node)
+        node.value = list(pairs.values())
 
     def _key(self, key_node):
         key = self.construct_object(key_node)
