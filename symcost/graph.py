@@ -25,7 +25,7 @@ import sympy
 from .cost import Cost, expand, polynomial
 from .errors import ShapeError, SpecError, SymcostError, brief, nearest
 from .layers.base import Args, LayerKind, Shape, fmt_shape, get_kind, numel, same
-from .sizes import NAME_RE, check_concrete, to_size
+from .sizes import NAME_RE, to_size
 
 ONE = sympy.Integer(1)
 MAX_ID = 100

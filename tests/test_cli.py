@@ -245,3 +245,9 @@ def test_the_benchmarks_rewrite_the_tracked_docs_only_when_asked(tmp_path, monke
     assert "| b | 1 ms |" in doc.read_text(encoding="utf-8") and "run.py --write-docs" in doc.read_text(encoding="utf-8")
     with pytest.raises(SystemExit):
         bench.main(["--write-docs", "--only", "sweep"])
+
+
+def test_a_convention_with_a_sweep_is_refused_not_ignored(capsys):
+    """--convention used to return before --sweep was read: the sweep was dropped with exit 0."""
+    code, out, err = run(capsys, "cost", "gpt2", "--convention", "kaplan", "--sweep", "T=128,256")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "--convention and --sweep" in err

@@ -463,7 +463,7 @@ def test_a_hostile_name_in_compare_html(hostile_spec):
 
 
 def test_a_file_name_with_math_in_compare_plot(spec, tmp_path):
-    pytest.importorskip("matplotlib")
+    import matplotlib  # noqa: F401 - a test dependency: missing is an error
     path = spec("input: [T, 4]\nlayers:\n  - linear: {out_features: 3}\n", "$\\input{x}$ $^$.yaml")
     r = run("compare", path, "--in", "T", "--plot", str(tmp_path / "f.png"))
     assert r.code == 0, r.err

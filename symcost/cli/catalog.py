@@ -38,10 +38,9 @@ def _summary(text: str, width: int = 76) -> str:
 def cmd_ops(args) -> str:
     """The kinds with their arguments and defaults, or one kind's reference (docs/spec.md's entry),
     fitted to the terminal."""
-    import shutil
-
     from ..reference import kind_text, kinds_table
+    from ..render.table import terminal_width
 
-    width = shutil.get_terminal_size((80, 24)).columns
+    width = terminal_width()  # as every other table: COLUMNS, the terminal, else 100
     kind = getattr(args, "kind", None)
     return kinds_table(width) if kind is None else kind_text(kind, width)

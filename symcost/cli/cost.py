@@ -68,6 +68,9 @@ def _cost(args) -> str:
         except SymcostError as err:
             raise err.at(f"{args.model} --set") from None
     if args.convention is not None:
+        if args.sweeps:  # a convention's count is one formula per layer: it is not swept (yet)
+            raise SymcostError("--convention and --sweep do not go together: sweep the model's own counts, "
+                               "or give --set values to a convention")
         return _convention(report, args)
     if args.sweeps or args.format == "csv":
         return _cost_sweep(report, args)

@@ -17,7 +17,7 @@ the concrete count (quantities of a real layer) and the general formula
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import sympy
