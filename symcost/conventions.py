@@ -433,11 +433,11 @@ def _zero_note(report, conv: Convention, total, views) -> str:
 def table(report, name: str, origins: Mapping[str, str] | None = None) -> str:
     """A plain-text per-layer table of ``report`` under the convention ``name``."""
     from .render import number
-    from .render.table import grid, terminal_width, wrap
+    from .render.table import MIN_WIDTH, grid, terminal_width, wrap
 
     counted = count(report, name, origins)
     head = f"{report.name} under the {name!r} convention ({counted.convention.doc}; unit: {counted.convention.unit})"
-    limit = max(40, terminal_width())  # fitted to the terminal, as the cost table is
+    limit = max(MIN_WIDTH, terminal_width())  # fitted to the terminal, as the cost table is
     rows = [(lid, op, number(v)) for lid, op, v in counted.rows] + [("total", "", number(counted.total))]
     lines = [*wrap(head, limit), *grid(("layer", "op", counted.convention.unit), rows, limit, right=(2,))]
     if counted.note:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import SymcostError
-from .common import SET_HELP, add_substitutions, substitution_words, substitutions
+from .common import SET_HELP, add_substitutions, substitution_words, substitutions, write_output
 
 
 def add_parser(sub) -> dict:
@@ -40,11 +40,4 @@ def cmd_derive(args) -> str:
     words = ["symcost", "derive", args.model] + substitution_words(args)
     words += ["--symbolic"] * args.symbolic + [f"--dtype {args.dtype}"] * (args.dtype is not None)
     words += [f"--speed {args.speed}"] * (args.speed is not None)
-    text = render(d, args.format, args.templates, command=" ".join(words))
-    if args.output is None:
-        return text
-    try:
-        Path(args.output).write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise SymcostError(f"cannot write {args.output!r}: {err.strerror or err}") from None
-    return ""
+    return write_output(render(d, args.format, args.templates, command=" ".join(words)), args.output)
